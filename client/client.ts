@@ -1,0 +1,169 @@
+// The client handle: `client["k"]` is this client's local dict (shared with
+// the server only), `client.globals["k"]` the space's global dict. It holds
+// one connection to its own client object and one to the space object.
+import type { Connection, Status } from "./connection.js";
+import { SharedDict, type ChangeEvent } from "./dict.js";
+import { combinedStatus, dictConnection, flush } from "./wiring.js";
+import { Emitter } from "./emitter.js";
+import { checkName, type Role } from "./protocol.js";
+import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
+import { clientObjectUrl, spaceUrl } from "./urls.js";
+
+export interface ClientOptions {
+  /** The space to join. */
+  space: string;
+  /** This client's id (open mode). Reconnecting with the same id finds the same local dict. */
+  id: string;
+  /** A client token issued by the server (token mode). */
+  token?: string;
+  /** How long connect() may take before it rejects with a ClosedError, in ms (default 15000). */
+  connectTimeout?: number;
+}
+
+type HandleEvents = { change: [ChangeEvent]; status: [Status] };
+
+/** Names on `client.globals` that are not global dict keys. */
+export const GLOBALS_RESERVED: ReadonlySet<string> = new Set([
+  ...ALWAYS_RESERVED, "dict", "on", "off", "sync", "put", "get", "queues",
+]);
+
+/** `client.globals`: the space's global dict (and, through it, the global queues). */
+export class Globals {
+  [key: string]: any;
+  #dict: SharedDict;
+
+  /** @internal */
+  constructor(dict: SharedDict) {
+    this.#dict = dict;
+  }
+
+  /** The global dict as a Map-like live view. */
+  get dict(): SharedDict {
+    return this.#dict;
+  }
+
+  on(event: "change", listener: (change: ChangeEvent) => void): () => void {
+    return this.#dict.on(event, listener);
+  }
+
+  off(event: "change", listener: (change: ChangeEvent) => void): void {
+    this.#dict.off(event, listener);
+  }
+
+  /** Resolves when every global dict write so far is durable. */
+  sync(): Promise<void> {
+    return this.#dict.sync();
+  }
+
+  toJSON(): Record<string, any> {
+    return this.#dict.toObject();
+  }
+
+  [inspectSymbol](): unknown {
+    return this.#dict.toObject();
+  }
+}
+
+/** Names on `client` that are not local dict keys. */
+export const CLIENT_RESERVED: ReadonlySet<string> = new Set([
+  ...ALWAYS_RESERVED, "id", "space", "status", "dict", "globals", "pipes", "queues",
+  "on", "off", "sync", "close", "send", "recv", "put", "get",
+]);
+
+export class Client {
+  [key: string]: any;
+  #id: string;
+  #space: string;
+  #local: SharedDict;
+  #global: SharedDict;
+  #globals: Globals;
+  #own: Connection;
+  #spaceConnection: Connection;
+  #events = new Emitter<HandleEvents>();
+
+  /**
+   * Joins `space` as client `id`; resolves once this client's local dict and
+   * the global dict are loaded, so that reads are synchronous from then on.
+   */
+  static async connect(url: string, options: ClientOptions): Promise<Client> {
+    const client = new Client(url, options);
+    try {
+      await Promise.all([client.#own.ready, client.#spaceConnection.ready]);
+    } catch (error) {
+      await client.close({ flushTimeout: 0 });
+      throw error;
+    }
+    return dictProxy(client, () => client.#local, CLIENT_RESERVED);
+  }
+
+  /** @internal Use Client.connect(). */
+  constructor(url: string, options: ClientOptions) {
+    for (const [value, what] of [[options?.space, "space"], [options?.id, "id"]] as const) {
+      const problem = checkName(value, what);
+      if (problem) throw new TypeError(problem);
+    }
+    this.#id = options.id;
+    this.#space = options.space;
+    this.#local = new SharedDict(`the local dict of ${JSON.stringify(options.id)}`);
+    this.#global = new SharedDict("the global dict");
+    this.#globals = dictProxy(new Globals(this.#global), () => this.#global, GLOBALS_RESERVED);
+    this.#local.on("change", (change) => this.#events.emit("change", change));
+    const onStatus = () => this.#events.emit("status", this.status);
+    const common = { onStatus, connectTimeout: options.connectTimeout };
+    const role: Role = "client";
+    this.#own = dictConnection(this.#local, clientObjectUrl(url, options.space, options.id, role), options.token, common);
+    this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id: options.id }), options.token, common);
+  }
+
+  get id(): string {
+    return this.#id;
+  }
+
+  get space(): string {
+    return this.#space;
+  }
+
+  /** "connecting", "open" or "closed". */
+  get status(): Status {
+    return combinedStatus([this.#own, this.#spaceConnection]);
+  }
+
+  /** This client's local dict as a Map-like live view (reaches any key, reserved names too). */
+  get dict(): SharedDict {
+    return this.#local;
+  }
+
+  /** The space's global dict, shared with every client and the server. */
+  get globals(): Globals {
+    return this.#globals;
+  }
+
+  /** "change": every change applied to the local dict; "status": the connection state. */
+  on<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  off<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): void {
+    this.#events.off(event, listener);
+  }
+
+  /** Resolves when every write so far (local and global dicts) is durable on the edge. */
+  async sync(): Promise<void> {
+    await Promise.all([this.#local.sync(), this.#global.sync()]);
+  }
+
+  /** Waits up to `flushTimeout` ms (default 5000) for pending writes to be durable, then closes. */
+  async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
+    await flush(this.sync(), flushTimeout);
+    this.#own.close();
+    this.#spaceConnection.close();
+  }
+
+  toJSON(): Record<string, any> {
+    return this.#local.toObject();
+  }
+
+  [inspectSymbol](): string {
+    return `Client ${JSON.stringify(this.#id)} in ${JSON.stringify(this.#space)} (${this.status})`;
+  }
+}

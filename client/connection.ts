@@ -1,0 +1,191 @@
+// One logical connection to one Durable Object: a reconnecting WebSocket
+// (partysocket), the HELLO handshake on every (re)connect, and request/reply
+// matching by id.
+//
+// A request stays in `#inflight` until its reply arrives, across reconnects:
+// after each HELLO the owner reconciles its state (`onReady`), then every
+// request still in flight is sent again in id order. Writes the object had
+// already applied (id <= lastSeq) are settled instead of sent twice.
+import ReconnectingWebSocket from "partysocket/ws";
+import {
+  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
+  decodeFrame, encodeFrame, type Hello, type HelloResult, type Message, type Request, type WireEntry,
+} from "./protocol.js";
+import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
+
+export type Status = "connecting" | "open" | "closed";
+
+export interface ConnectionOptions {
+  url: string;
+  /** Fields of each HELLO beyond the protocol version and session. */
+  hello: () => Omit<Hello, "v" | "session">;
+  /** A snapshot chunk of the HELLO under way. */
+  onSnapshot: (entries: WireEntry[]) => void;
+  /** HELLO accepted; runs before requests in flight are sent again. */
+  onReady: (result: HelloResult) => void;
+  /** Messages that are not replies (CHANGE, CLIENT_ONLINE, ...). */
+  onMessage: (message: Message) => void;
+  onStatus?: (status: Status) => void;
+  /** How long the first connection may take. */
+  connectTimeout?: number;
+}
+
+interface Inflight {
+  frame: Uint8Array<ArrayBuffer>;
+  /** Writes are deduplicated by id after a reconnect; reads are simply sent again. */
+  write: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: SharevarsError) => void;
+}
+
+const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
+
+function randomSession(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class Connection {
+  readonly session = randomSession();
+  readonly ready: Promise<HelloResult>;
+  #options: ConnectionOptions;
+  #socket: ReconnectingWebSocket;
+  #nextId = 1;
+  #helloId = 0;
+  #isReady = false;
+  #status: Status = "connecting";
+  #inflight = new Map<number, Inflight>();
+  #closedWith: SharevarsError | null = null;
+  #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
+    this.ready.catch(() => {}); // observed through the owner's own promise
+    this.#socket = new ReconnectingWebSocket(options.url, undefined, {
+      minReconnectionDelay: 100 + Math.random() * 400,
+      maxReconnectionDelay: 10_000,
+      reconnectionDelayGrowFactor: 1.5,
+      connectionTimeout: 5_000,
+      maxEnqueuedMessages: 0, // requests are queued here, behind HELLO
+      shouldReconnectOnClose: (event) => !FINAL_CLOSE_CODES.has(event.code),
+    });
+    this.#socket.binaryType = "arraybuffer";
+    this.#socket.addEventListener("open", () => this.#onOpen());
+    this.#socket.addEventListener("close", (event) => this.#onClose(event.code, event.reason));
+    this.#socket.addEventListener("message", (event) => this.#onData(event.data));
+    const timeout = options.connectTimeout ?? 15_000;
+    const timer = setTimeout(() => {
+      if (!this.#isReady && !this.#closedWith) this.#fail(new ClosedError(`could not connect to ${options.url} within ${timeout} ms`));
+    }, timeout);
+    this.ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
+  }
+
+  get status(): Status {
+    return this.#status;
+  }
+
+  get closed(): boolean {
+    return this.#closedWith !== null;
+  }
+
+  /** Sends a request (now, or after the next HELLO) and resolves with its reply. */
+  request(build: (id: number) => Request, write = false): Promise<unknown> {
+    if (this.#closedWith) return Promise.reject(this.#closedWith);
+    const id = this.#nextId++;
+    const frame = encodeFrame(build(id));
+    if (frame.byteLength > Limits.MAX_FRAME_BYTES) {
+      return Promise.reject(new LimitError(ErrorCode.FRAME_TOO_LARGE, `a frame is limited to ${Limits.MAX_FRAME_BYTES} bytes (this one has ${frame.byteLength})`));
+    }
+    return new Promise((resolve, reject) => {
+      this.#inflight.set(id, { frame, write, resolve, reject });
+      if (this.#isReady) this.#socket.send(frame);
+    });
+  }
+
+  close(): void {
+    this.#fail(new ClosedError());
+  }
+
+  #setStatus(status: Status): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    this.#options.onStatus?.(status);
+  }
+
+  #fail(error: SharevarsError): void {
+    if (this.#closedWith) return;
+    this.#closedWith = error;
+    this.#isReady = false;
+    this.#socket.close(1000, "closed");
+    this.#settleReady.reject(error);
+    for (const request of this.#inflight.values()) request.reject(error);
+    this.#inflight.clear();
+    this.#setStatus("closed");
+  }
+
+  #onOpen(): void {
+    if (this.#closedWith) return;
+    this.#helloId = this.#nextId++;
+    const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session };
+    this.#socket.send(encodeFrame([Op.HELLO, this.#helloId, hello]));
+  }
+
+  #onClose(code: number, reason: string): void {
+    this.#isReady = false;
+    if (this.#closedWith) return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
+      return;
+    }
+    this.#setStatus("connecting");
+  }
+
+  #onData(data: unknown): void {
+    if (!(data instanceof ArrayBuffer)) return;
+    let message: Message;
+    try {
+      message = decodeFrame(data) as Message;
+    } catch {
+      return; // an object never sends a malformed frame; nothing to act on
+    }
+    switch (message[0]) {
+      case Msg.SNAPSHOT:
+        if (message[1] === this.#helloId) this.#options.onSnapshot(message[2]);
+        return;
+      case Msg.REPLY:
+        if (message[1] === this.#helloId) return this.#onHello(message[2] as HelloResult);
+        return this.#settle(message[1], message[2], null);
+      case Msg.ERROR: {
+        const error = errorFromWire(message[2], message[3]);
+        if (message[1] === this.#helloId && !this.#isReady) return this.#fail(error);
+        return this.#settle(message[1], undefined, error);
+      }
+      default:
+        this.#options.onMessage(message);
+    }
+  }
+
+  #onHello(result: HelloResult): void {
+    this.#options.onReady(result);
+    this.#isReady = true;
+    this.#setStatus("open");
+    this.#settleReady.resolve(result);
+    for (const [id, request] of [...this.#inflight]) {
+      if (request.write && id <= result.lastSeq) {
+        this.#inflight.delete(id);
+        request.resolve(undefined);
+      } else {
+        this.#socket.send(request.frame);
+      }
+    }
+  }
+
+  #settle(id: number, value: unknown, error: SharevarsError | null): void {
+    const request = this.#inflight.get(id);
+    if (!request) return;
+    this.#inflight.delete(id);
+    if (error) request.reject(error);
+    else request.resolve(value);
+  }
+}

@@ -1,0 +1,257 @@
+// SharedDict: the Map-like live view of one shared dict (`client.dict`,
+// `client.globals.dict`, `server.dict`, `peer.dict`). It owns the replica and
+// turns calls into writes on the object's connection.
+import { decodeValue, encodeValue } from "./codec.js";
+import { Emitter } from "./emitter.js";
+import { ClosedError, LimitError, NotReadyError, type SharevarsError } from "./errors.js";
+import { ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type Message, type WireEntry } from "./protocol.js";
+import { Replica, type LocalWrite } from "./replica.js";
+import type { Connection } from "./connection.js";
+
+/** What `on("change")` listeners receive for every change applied to the replica. */
+export interface ChangeEvent {
+  key: string;
+  /** The new value (a fresh copy), undefined when deleted. */
+  value: unknown;
+  deleted: boolean;
+}
+
+type DictEvents = { change: [ChangeEvent] };
+
+/** Bytes a DICT_UPDATE frame may spend on entries, leaving room for framing. */
+const UPDATE_BATCH_BYTES = Limits.MAX_FRAME_BYTES - 16 * 1024;
+
+export class SharedDict implements Iterable<[string, any]> {
+  readonly #label: string;
+  readonly #events = new Emitter<DictEvents>();
+  readonly #replica: Replica;
+  #connection: Connection | null = null;
+  #inflight = new Set<Promise<void>>();
+  #failures: SharevarsError[] = [];
+
+  /** `label` names the dict in errors ("alice's dict", "the global dict"). */
+  constructor(label: string) {
+    this.#label = label;
+    this.#replica = new Replica((key, bytes) => {
+      if (!this.#events.has("change")) return;
+      this.#events.emit("change", bytes === undefined
+        ? { key, value: undefined, deleted: true }
+        : { key, value: decodeValue(bytes), deleted: false });
+    });
+  }
+
+  // --- wiring to the object's connection (used by the handles, not by users) ---
+
+  /** @internal */
+  attach(connection: Connection): void {
+    this.#connection = connection;
+  }
+
+  /** @internal A (re)connect sends HELLO: drops a partial snapshot, returns the fields that resume this replica. */
+  beginHello(): { since?: number } {
+    this.#replica.snapshotAborted();
+    return this.#replica.loaded ? { since: this.#replica.version } : {};
+  }
+
+  /** @internal */
+  onSnapshot(entries: WireEntry[]): void {
+    this.#replica.snapshotChunk(entries);
+  }
+
+  /** @internal */
+  onReady(result: HelloResult): void {
+    this.#replica.snapshotDone(result.full, result.version, result.lastSeq);
+  }
+
+  /** @internal Applies a CHANGE; returns false for other messages. */
+  onMessage(message: Message): boolean {
+    if (message[0] !== Msg.CHANGE) return false;
+    this.#replica.remote(message[1], message[2], message[3]);
+    return true;
+  }
+
+  /** @internal */
+  get loaded(): boolean {
+    return this.#replica.loaded;
+  }
+
+  // --- reads (synchronous, from the replica) ---
+
+  #view(): ReadonlyMap<string, Uint8Array> {
+    if (!this.#replica.loaded) throw new NotReadyError(`${this.#label} is not loaded yet: await its handle's ready first`);
+    return this.#replica.view;
+  }
+
+  get(key: string): any {
+    const bytes = this.#view().get(key);
+    return bytes === undefined ? undefined : decodeValue(bytes);
+  }
+
+  has(key: string): boolean {
+    return this.#view().has(key);
+  }
+
+  get size(): number {
+    return this.#view().size;
+  }
+
+  keys(): IterableIterator<string> {
+    return [...this.#view().keys()][Symbol.iterator]();
+  }
+
+  *values(): IterableIterator<any> {
+    for (const bytes of [...this.#view().values()]) yield decodeValue(bytes);
+  }
+
+  *entries(): IterableIterator<[string, any]> {
+    for (const [key, bytes] of [...this.#view()]) yield [key, decodeValue(bytes)];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, any]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: any, key: string, dict: SharedDict) => void): void {
+    for (const [key, value] of this.entries()) callback(value, key, this);
+  }
+
+  /** A plain object with a copy of every entry. */
+  toObject(): Record<string, any> {
+    const out: Record<string, any> = {};
+    for (const [key, value] of this.entries()) {
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+
+  toJSON(): Record<string, any> {
+    return this.toObject();
+  }
+
+  // --- writes (visible at once, durable after sync()) ---
+
+  set(key: string, value: unknown): this {
+    const bytes = this.#encodeEntry(key, value);
+    if (!this.#view().has(key) && this.#view().size >= Limits.MAX_KEYS_PER_DICT) {
+      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    }
+    this.#write({ kind: "set", entries: [[key, bytes]] });
+    return this;
+  }
+
+  /** Deletes `key`; returns whether it was there. */
+  delete(key: string): boolean {
+    this.#checkKey(key);
+    if (!this.#view().has(key)) return false;
+    this.#write({ kind: "delete", key });
+    return true;
+  }
+
+  clear(): void {
+    this.#view();
+    this.#write({ kind: "clear" });
+  }
+
+  /** Sets every entry of `entries` (an object, a Map or [key, value] pairs), atomically per batch of up to 1000 keys. */
+  update(entries: Record<string, unknown> | Map<string, unknown> | Iterable<readonly [string, unknown]>): this {
+    const pairs: [string, unknown][] = entries instanceof Map || Symbol.iterator in Object(entries)
+      ? [...(entries as Iterable<[string, unknown]>)]
+      : Object.entries(entries as Record<string, unknown>);
+    const encoded = pairs.map(([key, value]) => [key, this.#encodeEntry(key, value)] as [string, Uint8Array]);
+    const view = this.#view();
+    const added = new Set(encoded.map(([key]) => key).filter((key) => !view.has(key))).size;
+    if (view.size + added > Limits.MAX_KEYS_PER_DICT) {
+      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    }
+    let batch: [string, Uint8Array][] = [];
+    let bytes = 0;
+    for (const entry of encoded) {
+      const size = entry[0].length * 3 + entry[1].byteLength + 16;
+      if (batch.length > 0 && (batch.length >= Limits.MAX_UPDATE_ENTRIES || bytes + size > UPDATE_BATCH_BYTES)) {
+        this.#write({ kind: "set", entries: batch });
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(entry);
+      bytes += size;
+    }
+    if (batch.length > 0) this.#write({ kind: "set", entries: batch });
+    return this;
+  }
+
+  /** Removes `key` and returns its value, or `fallback` when it is absent. */
+  pop(key: string, fallback?: unknown): any {
+    if (!this.has(key)) return fallback;
+    const value = this.get(key);
+    this.delete(key);
+    return value;
+  }
+
+  /** Returns the value of `key`, setting it to `value` first if absent. */
+  setdefault(key: string, value?: unknown): any {
+    if (this.has(key)) return this.get(key);
+    this.set(key, value);
+    return this.get(key);
+  }
+
+  /**
+   * Resolves once every write made so far is durable on the edge. Rejects
+   * with the first error if the object refused any write since the last
+   * sync() (a refused write disappears from the replica).
+   */
+  async sync(): Promise<void> {
+    await Promise.all([...this.#inflight]);
+    const failure = this.#failures[0];
+    this.#failures = [];
+    if (failure) throw failure;
+  }
+
+  on(event: "change", listener: (change: ChangeEvent) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  off(event: "change", listener: (change: ChangeEvent) => void): void {
+    this.#events.off(event, listener);
+  }
+
+  #checkKey(key: unknown): asserts key is string {
+    const bad = checkKey(key);
+    if (!bad) return;
+    if (bad.code === ErrorCode.BAD_ARGUMENT) throw new TypeError(bad.message);
+    throw new LimitError(bad.code, bad.message);
+  }
+
+  #encodeEntry(key: string, value: unknown): Uint8Array {
+    this.#checkKey(key);
+    const bytes = encodeValue(value, key);
+    if (bytes.byteLength > Limits.MAX_VALUE_BYTES) {
+      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `the value of ${JSON.stringify(key)} has ${bytes.byteLength} encoded bytes; the limit is ${Limits.MAX_VALUE_BYTES}`);
+    }
+    return bytes;
+  }
+
+  #write(write: LocalWrite): void {
+    const connection = this.#connection;
+    if (!connection || connection.closed) throw new ClosedError(`${this.#label} is closed`);
+    let seq = 0;
+    const reply = connection.request((id) => {
+      seq = id;
+      if (write.kind === "clear") return [Op.DICT_CLEAR, id];
+      if (write.kind === "delete") return [Op.DICT_DELETE, id, write.key];
+      if (write.entries.length === 1) return [Op.DICT_SET, id, write.entries[0][0], write.entries[0][1]];
+      return [Op.DICT_UPDATE, id, write.entries];
+    }, true);
+    this.#replica.write(seq, write);
+    const outcome = reply.then(
+      (version) => {
+        if (typeof version === "number") this.#replica.confirm(seq, version);
+      },
+      (error: SharevarsError) => {
+        this.#replica.reject(seq);
+        this.#failures.push(error);
+      },
+    );
+    this.#inflight.add(outcome);
+    outcome.finally(() => this.#inflight.delete(outcome));
+  }
+}

@@ -1,0 +1,74 @@
+// Typed errors: each carries a `code` from the protocol's ErrorCode.
+import { ErrorCode } from "./protocol.js";
+
+export class SharevarsError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = "SharevarsError";
+    this.code = code;
+  }
+}
+
+/** A limit was exceeded (VALUE_TOO_LARGE, KEY_TOO_LARGE, TOO_MANY_KEYS, FRAME_TOO_LARGE, ...). Nothing was stored. */
+export class LimitError extends SharevarsError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = "LimitError";
+  }
+}
+
+/** Credentials missing, wrong, expired, or not for this (UNAUTHORIZED, FORBIDDEN). */
+export class AuthError extends SharevarsError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = "AuthError";
+  }
+}
+
+/** The other side did not understand a frame (BAD_FRAME, UNKNOWN_OP, BAD_ARGUMENT, ...). */
+export class ProtocolError extends SharevarsError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = "ProtocolError";
+  }
+}
+
+/** A wait ran out (`{ timeout }`). The item it waited for, if any comes, stays for the next receiver. */
+export class TimeoutError extends SharevarsError {
+  constructor(message = "timed out") {
+    super(ErrorCode.TIMEOUT, message);
+    this.name = "TimeoutError";
+  }
+}
+
+/** The handle was closed, or could not connect. */
+export class ClosedError extends SharevarsError {
+  constructor(message = "the connection is closed") {
+    super(ErrorCode.CLOSED, message);
+    this.name = "ClosedError";
+  }
+}
+
+/** A synchronous read before the snapshot arrived (`await peer.ready` first). */
+export class NotReadyError extends SharevarsError {
+  constructor(message: string) {
+    super(ErrorCode.NOT_READY, message);
+    this.name = "NotReadyError";
+  }
+}
+
+const LIMIT_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.KEY_TOO_LARGE, ErrorCode.VALUE_TOO_LARGE, ErrorCode.TOO_MANY_KEYS, ErrorCode.FRAME_TOO_LARGE,
+]);
+
+/** The typed error for an ERROR message from an object. */
+export function errorFromWire(code: ErrorCode, message: string): SharevarsError {
+  if (LIMIT_CODES.has(code)) return new LimitError(code, message);
+  if (code === ErrorCode.UNAUTHORIZED || code === ErrorCode.FORBIDDEN) return new AuthError(code, message);
+  if (code === ErrorCode.TIMEOUT) return new TimeoutError(message);
+  if (code === ErrorCode.CLOSED) return new ClosedError(message);
+  if (code === ErrorCode.NOT_READY) return new NotReadyError(message);
+  if (code === ErrorCode.INTERNAL) return new SharevarsError(code, message);
+  return new ProtocolError(code, message);
+}

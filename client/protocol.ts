@@ -1,0 +1,169 @@
+// The sharevars wire protocol, shared by the worker and the client library.
+//
+// Every WebSocket message is one binary CBOR frame: an array whose first item
+// is a message kind. Requests carry a request id the reply repeats; ids grow
+// by one per connection handle and keep growing across reconnects, so an id
+// also orders a handle's writes (the object remembers the last one applied).
+//
+// Shared values travel as nested byte strings (see codec.ts): the objects
+// store and forward them without decoding them again.
+//
+// Sync of one dict (the same for the global dict and each client's dict):
+//   client                                   object
+//   HELLO {since?}                  ->
+//                                   <-   SNAPSHOT chunk* (full, or changes since `since`)
+//                                   <-   REPLY {version, full, lastSeq, ...}
+//   DICT_SET/DELETE/CLEAR/UPDATE    ->   applied in arrival order, each one a new version
+//                                   <-   REPLY {version} to the writer, CHANGE to every other socket
+import { Encoder } from "cbor-x";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Requests, client library -> object. */
+export const Op = {
+  HELLO: 1,
+  DICT_SET: 10,
+  DICT_DELETE: 11,
+  DICT_CLEAR: 12,
+  DICT_UPDATE: 13,
+} as const;
+export type Op = (typeof Op)[keyof typeof Op];
+
+/** Messages, object -> client library. */
+export const Msg = {
+  REPLY: 100,
+  ERROR: 101,
+  SNAPSHOT: 102,
+  CHANGE: 103,
+  CLIENT_ONLINE: 104,
+  CLIENT_OFFLINE: 105,
+} as const;
+export type Msg = (typeof Msg)[keyof typeof Msg];
+
+/** Error codes: every failure a user can act on has one. */
+export const ErrorCode = {
+  BAD_FRAME: "BAD_FRAME", // not a CBOR frame of the protocol's shape
+  UNKNOWN_OP: "UNKNOWN_OP",
+  BAD_ARGUMENT: "BAD_ARGUMENT", // a known operation with arguments of the wrong type
+  BAD_VALUE: "BAD_VALUE", // a value that is not one well-formed encoded value
+  PROTOCOL_VERSION: "PROTOCOL_VERSION",
+  NOT_READY: "NOT_READY", // an operation before a successful HELLO, or a read before the snapshot
+  UNAUTHORIZED: "UNAUTHORIZED", // missing or wrong credentials
+  FORBIDDEN: "FORBIDDEN", // valid credentials, but not for this
+  KEY_TOO_LARGE: "KEY_TOO_LARGE",
+  VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
+  TOO_MANY_KEYS: "TOO_MANY_KEYS",
+  FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
+  TIMEOUT: "TIMEOUT",
+  CLOSED: "CLOSED",
+  INTERNAL: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * WebSocket close codes the objects use (4000-4999 is for applications).
+ * A client library does not reconnect after the ones marked final.
+ */
+export const CloseCode = {
+  UNAUTHORIZED: 4001, // final
+  FORBIDDEN: 4003, // final
+  PROTOCOL_VERSION: 4005, // final
+  FRAME_TOO_LARGE: 4009,
+} as const;
+
+/** Limits, enforced by the objects and checked early by the client library. */
+export const Limits = {
+  /** UTF-8 bytes of a dict key. */
+  MAX_KEY_BYTES: 1024,
+  /** Encoded bytes of one value (SQLite keeps a row under 2 MB). */
+  MAX_VALUE_BYTES: 1024 * 1024,
+  /** Live keys in one dict. */
+  MAX_KEYS_PER_DICT: 100_000,
+  /** Bytes of one frame in either direction. */
+  MAX_FRAME_BYTES: 1024 * 1024 + 64 * 1024,
+  /** Entries in one DICT_UPDATE. */
+  MAX_UPDATE_ENTRIES: 1000,
+  /** A snapshot is sent in frames of about this many bytes. */
+  SNAPSHOT_CHUNK_BYTES: 256 * 1024,
+  /** UTF-8 bytes of a space name or a client id. */
+  MAX_NAME_BYTES: 200,
+} as const;
+
+export type Role = "client" | "server";
+
+export interface Hello {
+  /** Protocol version the library speaks. */
+  v: number;
+  /** Server token (role "server") or client token (token mode). Never logged. */
+  token?: string;
+  /** A random id per connection handle: the object remembers its last applied write. */
+  session: string;
+  /** The dict version the replica already holds, for a delta resume. */
+  since?: number;
+}
+
+export interface HelloResult {
+  /** Dict version after the snapshot. */
+  version: number;
+  /** true: the snapshot replaces the replica; false: it is the changes since `since`. */
+  full: boolean;
+  /** The last write request id of this session the object applied (0: none). */
+  lastSeq: number;
+  /** Space object, server role: connected clients as [id, order of first connection]. */
+  clients?: [string, number][];
+}
+
+/** One dict entry on the wire; a null value is a deletion. */
+export type WireEntry = [key: string, value: Uint8Array | null];
+
+export type Request =
+  | [typeof Op.HELLO, number, Hello]
+  | [typeof Op.DICT_SET, number, string, Uint8Array]
+  | [typeof Op.DICT_DELETE, number, string]
+  | [typeof Op.DICT_CLEAR, number]
+  | [typeof Op.DICT_UPDATE, number, [string, Uint8Array][]];
+
+export type Message =
+  | [typeof Msg.REPLY, number, unknown]
+  | [typeof Msg.ERROR, number, ErrorCode, string]
+  | [typeof Msg.SNAPSHOT, number, WireEntry[]]
+  | [typeof Msg.CHANGE, number, WireEntry[], boolean]
+  | [typeof Msg.CLIENT_ONLINE, string, number]
+  | [typeof Msg.CLIENT_OFFLINE, string];
+
+// Frames hold only arrays, maps with string keys, strings, integers, booleans,
+// null and byte strings, so a plain CBOR encoder serves them.
+const frameCodec = new Encoder({
+  useRecords: false,
+  mapsAsObjects: true,
+  tagUint8Array: false,
+  pack: false,
+});
+
+export function encodeFrame(frame: Request | Message): Uint8Array<ArrayBuffer> {
+  return frameCodec.encode(frame) as Uint8Array<ArrayBuffer>;
+}
+
+/** Decodes a frame; throws on malformed bytes. The caller checks the shape. */
+export function decodeFrame(data: ArrayBuffer | Uint8Array): unknown {
+  return frameCodec.decode(data instanceof Uint8Array ? data : new Uint8Array(data));
+}
+
+const utf8 = new TextEncoder();
+
+/** Returns why `key` cannot be a dict key, or null. */
+export function checkKey(key: unknown): { code: ErrorCode; message: string } | null {
+  if (typeof key !== "string") return { code: ErrorCode.BAD_ARGUMENT, message: `a dict key must be a string, not ${typeof key}` };
+  // A string of n UTF-16 units has at most 3n UTF-8 bytes: most keys skip the encoding.
+  if (key.length * 3 > Limits.MAX_KEY_BYTES && utf8.encode(key).length > Limits.MAX_KEY_BYTES) {
+    return { code: ErrorCode.KEY_TOO_LARGE, message: `a dict key is limited to ${Limits.MAX_KEY_BYTES} UTF-8 bytes` };
+  }
+  return null;
+}
+
+/** Returns why `name` is not a valid space name or client id, or null. */
+export function checkName(name: unknown, what: string): string | null {
+  if (typeof name !== "string" || name.length === 0) return `${what} must be a non-empty string`;
+  if (utf8.encode(name).length > Limits.MAX_NAME_BYTES) return `${what} is longer than ${Limits.MAX_NAME_BYTES} bytes`;
+  return null;
+}

@@ -1,0 +1,186 @@
+// A dict replica: the object's confirmed state with this handle's own pending
+// writes on top. Reads are local and synchronous; the object orders all
+// writes, and every replica converges to that order:
+//   view = pending writes folded, in order, over the confirmed state.
+// Values are kept encoded: a read decodes a fresh copy, so mutating what a
+// read returned never changes the replica (nested values are copies).
+import type { WireEntry } from "./protocol.js";
+
+export type LocalWrite =
+  | { kind: "set"; entries: [string, Uint8Array][] }
+  | { kind: "delete"; key: string }
+  | { kind: "clear" };
+
+interface Pending {
+  seq: number;
+  write: LocalWrite;
+}
+
+/** Called for every key whose visible value changed (undefined: deleted). */
+export type ChangeSink = (key: string, value: Uint8Array | undefined) => void;
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function keysOf(write: LocalWrite): string[] {
+  if (write.kind === "set") return write.entries.map(([key]) => key);
+  if (write.kind === "delete") return [write.key];
+  return [];
+}
+
+function applyTo(map: Map<string, Uint8Array>, write: LocalWrite): void {
+  if (write.kind === "clear") map.clear();
+  else if (write.kind === "delete") map.delete(write.key);
+  else for (const [key, value] of write.entries) map.set(key, value);
+}
+
+export class Replica {
+  /** Whether a snapshot has been loaded. */
+  loaded = false;
+  #confirmed = new Map<string, Uint8Array>();
+  #version = 0;
+  #pending: Pending[] = [];
+  #view = new Map<string, Uint8Array>();
+  #incoming: WireEntry[] = [];
+  #sink: ChangeSink;
+
+  constructor(sink: ChangeSink) {
+    this.#sink = sink;
+  }
+
+  /** The visible state: confirmed plus pending writes. */
+  get view(): ReadonlyMap<string, Uint8Array> {
+    return this.#view;
+  }
+
+  /** The object's version this replica has confirmed. */
+  get version(): number {
+    return this.#version;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  /** A write made here: visible at once, pending until the object confirms it. */
+  write(seq: number, write: LocalWrite): void {
+    this.#pending.push({ seq, write });
+    if (write.kind === "clear") {
+      const before = this.#view;
+      this.#view = new Map();
+      for (const [key] of before) this.#sink(key, undefined);
+      return;
+    }
+    if (write.kind === "delete") {
+      if (this.#view.delete(write.key)) this.#sink(write.key, undefined);
+      return;
+    }
+    for (const [key, value] of write.entries) {
+      const before = this.#view.get(key);
+      this.#view.set(key, value);
+      if (!sameBytes(before, value)) this.#sink(key, value);
+    }
+  }
+
+  /** The object applied our write `seq` as `version`. */
+  confirm(seq: number, version: number): void {
+    const index = this.#pending.findIndex((p) => p.seq === seq);
+    if (index < 0) return;
+    const [done] = this.#pending.splice(index, 1);
+    applyTo(this.#confirmed, done.write);
+    if (version > this.#version) this.#version = version;
+    // The view is unchanged: the write was already visible on top.
+  }
+
+  /** The object refused our write `seq`: it disappears from the view. */
+  reject(seq: number): void {
+    const index = this.#pending.findIndex((p) => p.seq === seq);
+    if (index < 0) return;
+    const [refused] = this.#pending.splice(index, 1);
+    if (refused.write.kind === "clear") this.#rebuild();
+    else this.#refresh(keysOf(refused.write));
+  }
+
+  /** A write from someone else, in the object's order. */
+  remote(version: number, entries: WireEntry[], cleared: boolean): void {
+    if (version <= this.#version) return; // already part of a snapshot
+    this.#version = version;
+    if (cleared) this.#confirmed.clear();
+    for (const [key, value] of entries) {
+      if (value === null) this.#confirmed.delete(key);
+      else this.#confirmed.set(key, value);
+    }
+    if (cleared) this.#rebuild();
+    else this.#refresh(entries.map(([key]) => key));
+  }
+
+  /** One chunk of the snapshot under way. */
+  snapshotChunk(entries: WireEntry[]): void {
+    for (const entry of entries) this.#incoming.push(entry);
+  }
+
+  /**
+   * The snapshot is complete: it replaces the confirmed state (full) or
+   * brings it up to `version` (delta). Pending writes the object had applied
+   * already (seq <= lastSeq) are part of it now.
+   */
+  snapshotDone(full: boolean, version: number, lastSeq: number): void {
+    if (full) this.#confirmed.clear();
+    for (const [key, value] of this.#incoming) {
+      // Copy: a value must not keep its whole snapshot frame alive.
+      if (value === null) this.#confirmed.delete(key);
+      else this.#confirmed.set(key, value.slice());
+    }
+    this.#incoming = [];
+    this.#version = version;
+    this.#pending = this.#pending.filter((p) => p.seq > lastSeq);
+    this.loaded = true;
+    this.#rebuild();
+  }
+
+  /** A snapshot was cut off by a disconnect: forget its partial chunks. */
+  snapshotAborted(): void {
+    this.#incoming = [];
+  }
+
+  #valueOf(key: string): Uint8Array | undefined {
+    let value = this.#confirmed.get(key);
+    for (const { write } of this.#pending) {
+      if (write.kind === "clear") value = undefined;
+      else if (write.kind === "delete") {
+        if (write.key === key) value = undefined;
+      } else {
+        for (const [k, v] of write.entries) if (k === key) value = v;
+      }
+    }
+    return value;
+  }
+
+  #refresh(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const before = this.#view.get(key);
+      const after = this.#valueOf(key);
+      if (sameBytes(before, after)) continue;
+      if (after === undefined) this.#view.delete(key);
+      else this.#view.set(key, after);
+      this.#sink(key, after);
+    }
+  }
+
+  #rebuild(): void {
+    const before = this.#view;
+    const after = new Map(this.#confirmed);
+    for (const { write } of this.#pending) applyTo(after, write);
+    this.#view = after;
+    for (const [key, value] of after) {
+      if (!sameBytes(before.get(key), value)) this.#sink(key, value);
+    }
+    for (const key of before.keys()) {
+      if (!after.has(key)) this.#sink(key, undefined);
+    }
+  }
+}

@@ -1,0 +1,294 @@
+// The server handle: `server["k"]` is the space's global dict,
+// `server.clients` the connected clients, each a ClientPeer whose dict is
+// that client's local dict. It holds one connection to the space object and
+// opens one per client peer it touches.
+import type { Connection, Status } from "./connection.js";
+import { SharedDict, type ChangeEvent } from "./dict.js";
+import { Emitter } from "./emitter.js";
+import { Msg, checkName, type HelloResult, type Message } from "./protocol.js";
+import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
+import { clientObjectUrl, spaceUrl } from "./urls.js";
+import { combinedStatus, dictConnection, flush } from "./wiring.js";
+
+export interface ServerOptions {
+  space: string;
+  /** The server token (the worker's SERVER_TOKEN secret; `dev-server-token` under `npm run dev`). */
+  token: string;
+  /** How long connect() may take before it rejects with a ClosedError, in ms (default 15000). */
+  connectTimeout?: number;
+}
+
+type ServerEvents = {
+  connect: [ClientPeer];
+  disconnect: [string];
+  change: [ChangeEvent];
+  status: [Status];
+};
+
+/** Names on a client peer that are not keys of the client's local dict. */
+export const PEER_RESERVED: ReadonlySet<string> = new Set([
+  ...ALWAYS_RESERVED, "id", "ready", "online", "dict", "pipes", "queues",
+  "on", "off", "sync", "send", "recv", "put", "get",
+]);
+
+/** The server's handle on one client: that client's local dict (and its pipes and queues). */
+export class ClientPeer {
+  [key: string]: any;
+  #id: string;
+  #open: () => Connection;
+  #dict: SharedDict;
+  #connection: Connection | null = null;
+  #ready: Promise<void> | null = null;
+  #isOnline: () => boolean;
+
+  /** @internal Use server.clients[i] or server.clients.get(id). */
+  constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean) {
+    this.#id = id;
+    this.#dict = dict;
+    this.#open = () => open(dict);
+    this.#isOnline = isOnline;
+  }
+
+  /** The connection to the client's object, opened on first use. */
+  #connect(): Connection {
+    return (this.#connection ??= this.#open());
+  }
+
+  get id(): string {
+    return this.#id;
+  }
+
+  /** Whether the client is connected to the space now. Its dict is reachable either way. */
+  get online(): boolean {
+    return this.#isOnline();
+  }
+
+  /** Resolves once the client's local dict is loaded; dict reads are synchronous after it. */
+  get ready(): Promise<void> {
+    return (this.#ready ??= this.#connect().ready.then(() => undefined));
+  }
+
+  /** The client's local dict as a Map-like live view. Reads need `await peer.ready` first. */
+  get dict(): SharedDict {
+    this.#connect();
+    return this.#dict;
+  }
+
+  on(event: "change", listener: (change: ChangeEvent) => void): () => void {
+    this.#connect();
+    return this.#dict.on(event, listener);
+  }
+
+  off(event: "change", listener: (change: ChangeEvent) => void): void {
+    this.#dict.off(event, listener);
+  }
+
+  /** Resolves when every write to this client's dict so far is durable. */
+  sync(): Promise<void> {
+    return this.#dict.sync();
+  }
+
+  toJSON(): Record<string, any> {
+    return this.#dict.loaded ? this.#dict.toObject() : {};
+  }
+
+  [inspectSymbol](): string {
+    return `ClientPeer ${JSON.stringify(this.#id)} (${this.online ? "online" : "offline"})`;
+  }
+}
+
+/**
+ * `server.clients`: the connected clients in the order they first connected
+ * (`clients[0]`, `clients.length`, `for (const peer of clients)`), and
+ * `clients.get(id)` for any client id, connected or not.
+ */
+export class ClientList implements Iterable<ClientPeer> {
+  readonly [index: number]: ClientPeer;
+  #online: () => [string, number][];
+  #peer: (id: string) => ClientPeer;
+
+  /** @internal */
+  constructor(online: () => [string, number][], peer: (id: string) => ClientPeer) {
+    this.#online = online;
+    this.#peer = peer;
+    return new Proxy(this, {
+      get(target, name, receiver) {
+        if (typeof name === "string" && /^(0|[1-9]\d*)$/.test(name)) return target.at(Number(name));
+        const value = Reflect.get(target, name, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  }
+
+  /** How many clients are connected now. */
+  get length(): number {
+    return this.#online().length;
+  }
+
+  /** The i-th connected client (negative counts from the end), or undefined. */
+  at(index: number): ClientPeer | undefined {
+    const online = this.#online();
+    const entry = online[index < 0 ? online.length + index : index];
+    return entry ? this.#peer(entry[0]) : undefined;
+  }
+
+  /** The peer of client `id`, connected or not: its local dict persists while it is away. */
+  get(id: string): ClientPeer {
+    const problem = checkName(id, "the client id");
+    if (problem) throw new TypeError(problem);
+    return this.#peer(id);
+  }
+
+  /** Ids of the connected clients, in order. */
+  ids(): string[] {
+    return this.#online().map(([id]) => id);
+  }
+
+  *[Symbol.iterator](): IterableIterator<ClientPeer> {
+    for (const id of this.ids()) yield this.#peer(id);
+  }
+
+  map<T>(fn: (peer: ClientPeer, index: number) => T): T[] {
+    return [...this].map(fn);
+  }
+}
+
+/** Names on `server` that are not global dict keys. */
+export const SERVER_RESERVED: ReadonlySet<string> = new Set([
+  ...ALWAYS_RESERVED, "space", "status", "clients", "dict", "queues", "on", "off", "sync", "close",
+  "put", "get", "issueClientToken",
+]);
+
+export class Server {
+  [key: string]: any;
+  #url: string;
+  #space: string;
+  #token: string;
+  #global: SharedDict;
+  #connection: Connection;
+  #online: [string, number][] = [];
+  #peers = new Map<string, ClientPeer>();
+  #peerConnections: Connection[] = [];
+  #clients: ClientList;
+  #events = new Emitter<ServerEvents>();
+  #connectTimeout: number | undefined;
+
+  /** Connects to `space` with the server token; resolves once the global dict is loaded. */
+  static async connect(url: string, options: ServerOptions): Promise<Server> {
+    const server = new Server(url, options);
+    try {
+      await server.#connection.ready;
+    } catch (error) {
+      await server.close({ flushTimeout: 0 });
+      throw error;
+    }
+    return dictProxy(server, () => server.#global, SERVER_RESERVED);
+  }
+
+  /** @internal Use Server.connect(). */
+  constructor(url: string, options: ServerOptions) {
+    const problem = checkName(options?.space, "space");
+    if (problem) throw new TypeError(problem);
+    if (typeof options.token !== "string" || options.token === "") throw new TypeError("Server.connect needs the server token ({ token })");
+    this.#url = url;
+    this.#space = options.space;
+    this.#token = options.token;
+    this.#connectTimeout = options.connectTimeout;
+    this.#global = new SharedDict("the global dict");
+    this.#global.on("change", (change) => this.#events.emit("change", change));
+    this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
+    this.#connection = dictConnection(this.#global, spaceUrl(url, options.space, { role: "server" }), options.token, {
+      onReady: (result) => this.#onReady(result),
+      onMessage: (message) => this.#onMessage(message),
+      onStatus: () => this.#events.emit("status", this.status),
+      connectTimeout: options.connectTimeout,
+    });
+  }
+
+  #peer(id: string): ClientPeer {
+    let peer = this.#peers.get(id);
+    if (!peer) {
+      const open = (dict: SharedDict) => {
+        const connection = dictConnection(dict, clientObjectUrl(this.#url, this.#space, id, "server"), this.#token, {
+          connectTimeout: this.#connectTimeout,
+        });
+        this.#peerConnections.push(connection);
+        return connection;
+      };
+      const core = new ClientPeer(id, new SharedDict(`the local dict of ${JSON.stringify(id)}`), open, () => this.#online.some(([other]) => other === id));
+      peer = dictProxy(core, () => core.dict, PEER_RESERVED);
+      this.#peers.set(id, peer);
+    }
+    return peer;
+  }
+
+  /** After each (re)connect: the connected clients now; tell what changed while away. */
+  #onReady(result: HelloResult): void {
+    const before = new Set(this.#online.map(([id]) => id));
+    this.#online = result.clients ?? [];
+    const after = new Set(this.#online.map(([id]) => id));
+    for (const id of before) if (!after.has(id)) this.#events.emit("disconnect", id);
+    for (const [id] of this.#online) if (!before.has(id)) this.#events.emit("connect", this.#peer(id));
+  }
+
+  #onMessage(message: Message): void {
+    if (message[0] === Msg.CLIENT_ONLINE) {
+      const [, id, order] = message;
+      if (this.#online.some(([other]) => other === id)) return;
+      this.#online = [...this.#online, [id, order] as [string, number]].sort((a, b) => a[1] - b[1]);
+      this.#events.emit("connect", this.#peer(id));
+    } else if (message[0] === Msg.CLIENT_OFFLINE) {
+      const id = message[1];
+      if (!this.#online.some(([other]) => other === id)) return;
+      this.#online = this.#online.filter(([other]) => other !== id);
+      this.#events.emit("disconnect", id);
+    }
+  }
+
+  get space(): string {
+    return this.#space;
+  }
+
+  get status(): Status {
+    return combinedStatus([this.#connection]);
+  }
+
+  /** The connected clients; `clients.get(id)` reaches any client. */
+  get clients(): ClientList {
+    return this.#clients;
+  }
+
+  /** The global dict as a Map-like live view. */
+  get dict(): SharedDict {
+    return this.#global;
+  }
+
+  /** "connect" (a client peer), "disconnect" (a client id), "change" (global dict), "status". */
+  on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  off<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): void {
+    this.#events.off(event, listener);
+  }
+
+  /** Resolves when every write so far (global dict and every peer's dict) is durable. */
+  async sync(): Promise<void> {
+    await Promise.all([this.#global.sync(), ...[...this.#peers.values()].map((peer) => peer.sync())]);
+  }
+
+  /** Waits up to `flushTimeout` ms (default 5000) for pending writes, then closes every connection. */
+  async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
+    await flush(this.sync(), flushTimeout);
+    this.#connection.close();
+    for (const connection of this.#peerConnections) connection.close();
+  }
+
+  toJSON(): Record<string, any> {
+    return this.#global.toObject();
+  }
+
+  [inspectSymbol](): string {
+    return `Server in ${JSON.stringify(this.#space)} (${this.status}, ${this.#online.length} clients)`;
+  }
+}

@@ -1,0 +1,46 @@
+// Glue shared by the handles: a connection that feeds one SharedDict.
+import { Connection, type Status } from "./connection.js";
+import type { SharedDict } from "./dict.js";
+import type { HelloResult, Message } from "./protocol.js";
+
+export interface DictConnectionOptions {
+  /** Messages the dict does not handle (CLIENT_ONLINE, ...). */
+  onMessage?: (message: Message) => void;
+  onReady?: (result: HelloResult) => void;
+  onStatus?: (status: Status) => void;
+  connectTimeout?: number;
+}
+
+/** A connection to one object whose dict is replicated into `dict`. */
+export function dictConnection(dict: SharedDict, url: string, token: string | undefined, options: DictConnectionOptions = {}): Connection {
+  const connection = new Connection({
+    url,
+    hello: () => ({ ...dict.beginHello(), ...(token === undefined ? {} : { token }) }),
+    onSnapshot: (entries) => dict.onSnapshot(entries),
+    onReady: (result) => {
+      dict.onReady(result);
+      options.onReady?.(result);
+    },
+    onMessage: (message) => {
+      if (!dict.onMessage(message)) options.onMessage?.(message);
+    },
+    onStatus: options.onStatus,
+    connectTimeout: options.connectTimeout,
+  });
+  dict.attach(connection);
+  return connection;
+}
+
+/** Status of a handle made of several connections: open only when all are. */
+export function combinedStatus(connections: Connection[]): Status {
+  if (connections.some((c) => c.status === "closed")) return "closed";
+  return connections.every((c) => c.status === "open") ? "open" : "connecting";
+}
+
+/** Waits for `work` at most `ms` milliseconds, ignoring its outcome (used before closing). */
+export async function flush(work: Promise<unknown>, ms: number): Promise<void> {
+  if (ms <= 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([work.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,16 @@
+// One object per (space, client id): that client's local dict, shared by the
+// client and the server only. Its name is JSON [space, id] (see names.ts).
+import type { Hello, Role } from "../client/protocol.js";
+import { authorizeClient, authorizeServer } from "./auth.js";
+import { parseClientObjectName } from "./names.js";
+import { SharedObject } from "./shared-object.js";
+
+export class ClientObject extends SharedObject {
+  protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {
+    if (role === "server") return authorizeServer(this.env, hello.token);
+    const { space, id } = parseClientObjectName(this.name);
+    // The worker entry routes a client only to its own object; checked again here.
+    if (clientId !== id) throw new Error("a client socket reached another client's object");
+    return authorizeClient(this.env, space, id, hello.token);
+  }
+}

@@ -1,0 +1,198 @@
+// A versioned dict in a Durable Object's SQLite: the mechanism behind both the
+// global dict (space object) and each client's local dict (client object).
+//
+// Every write gets the next version. A row keeps the version of its last
+// write; a deletion leaves a tombstone (value NULL) so that a replica holding
+// version `since` can be sent just the rows with a greater version. Old
+// tombstones are pruned past a bound, which raises `floor`: a replica older
+// than the floor gets a full snapshot instead.
+import { ErrorCode, Limits, checkKey, type WireEntry } from "../client/protocol.js";
+import { isWellFormedValue } from "../client/codec.js";
+import { ProtocolError } from "./errors.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dict_by_version ON dict (v);
+CREATE TABLE IF NOT EXISTS dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dict_writers (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
+`;
+
+/** Tombstones kept for delta resumes before the oldest are pruned. */
+const TOMBSTONES_KEPT = 10_000;
+/** A session's last applied write is remembered this long after its last write. */
+const WRITER_TTL_MS = 7 * 24 * 3600 * 1000;
+
+export type DictWrite =
+  | { kind: "set"; entries: [string, Uint8Array][] }
+  | { kind: "delete"; key: string }
+  | { kind: "clear" };
+
+export interface AppliedWrite {
+  version: number;
+  entries: WireEntry[];
+  cleared: boolean;
+  /** false when the write changed nothing (deleting a missing key): no new version. */
+  changed: boolean;
+}
+
+export class VersionedDict {
+  #sql: SqlStorage;
+  #version: number;
+  #floor: number;
+  #live: number;
+  #tombstones: number;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    sql.exec(SCHEMA);
+    this.#version = this.#meta("version");
+    this.#floor = this.#meta("floor");
+    this.#live = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n;
+    this.#tombstones = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NULL").one().n;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get size(): number {
+    return this.#live;
+  }
+
+  #meta(name: string): number {
+    const row = this.#sql.exec<{ n: number }>("SELECT n FROM dict_meta WHERE name = ?", name).toArray()[0];
+    return row ? row.n : 0;
+  }
+
+  #setMeta(name: string, n: number): void {
+    this.#sql.exec("INSERT INTO dict_meta (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = excluded.n", name, n);
+  }
+
+  #isLive(key: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray().length > 0;
+  }
+
+  /** Checks a write against the limits without changing anything; throws ProtocolError. */
+  check(write: DictWrite): void {
+    if (write.kind === "clear") return;
+    if (write.kind === "delete") {
+      const bad = checkKey(write.key);
+      if (bad) throw new ProtocolError(bad.code, bad.message);
+      return;
+    }
+    if (write.entries.length > Limits.MAX_UPDATE_ENTRIES) {
+      throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `an update is limited to ${Limits.MAX_UPDATE_ENTRIES} keys`);
+    }
+    let added = 0;
+    const seen = new Set<string>();
+    for (const [key, value] of write.entries) {
+      const bad = checkKey(key);
+      if (bad) throw new ProtocolError(bad.code, bad.message);
+      if (value.byteLength > Limits.MAX_VALUE_BYTES) {
+        throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${Limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
+      }
+      if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value`);
+      if (!seen.has(key) && !this.#isLive(key)) added++;
+      seen.add(key);
+    }
+    if (this.#live + added > Limits.MAX_KEYS_PER_DICT) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    }
+  }
+
+  /**
+   * Applies one write (already checked) and records `seq` as the session's
+   * last applied write, in the same implicit transaction.
+   */
+  apply(write: DictWrite, writer?: { session: string; seq: number }): AppliedWrite {
+    const sql = this.#sql;
+    let result: AppliedWrite;
+    if (write.kind === "delete") {
+      if (!this.#isLive(write.key)) {
+        result = { version: this.#version, entries: [], cleared: false, changed: false };
+      } else {
+        const v = ++this.#version;
+        sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ?", v, write.key);
+        this.#live--;
+        this.#tombstones++;
+        result = { version: v, entries: [[write.key, null]], cleared: false, changed: true };
+      }
+    } else if (write.kind === "clear") {
+      const v = ++this.#version;
+      sql.exec("UPDATE dict SET value = NULL, v = ? WHERE value IS NOT NULL", v);
+      this.#tombstones += this.#live;
+      this.#live = 0;
+      result = { version: v, entries: [], cleared: true, changed: true };
+    } else {
+      const v = ++this.#version;
+      for (const [key, value] of write.entries) {
+        const row = sql.exec<{ live: number }>("SELECT value IS NOT NULL AS live FROM dict WHERE key = ?", key).toArray()[0];
+        const existed = row !== undefined;
+        const wasLive = existed && row.live === 1;
+        sql.exec(
+          "INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v",
+          key, value, v,
+        );
+        if (!wasLive) {
+          this.#live++;
+          if (existed) this.#tombstones--;
+        }
+      }
+      result = { version: v, entries: write.entries, cleared: false, changed: true };
+    }
+    if (result.changed) this.#setMeta("version", this.#version);
+    if (writer) {
+      sql.exec(
+        "INSERT INTO dict_writers (session, seq, at) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq, at = excluded.at",
+        writer.session, writer.seq, Date.now(),
+      );
+    }
+    if (this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
+    return result;
+  }
+
+  #prune(): void {
+    const cut = this.#sql
+      .exec<{ v: number }>("SELECT v FROM dict WHERE value IS NULL ORDER BY v DESC LIMIT 1 OFFSET ?", TOMBSTONES_KEPT)
+      .toArray()[0];
+    if (!cut) return;
+    const removed = this.#sql.exec("DELETE FROM dict WHERE value IS NULL AND v <= ?", cut.v).rowsWritten;
+    this.#tombstones -= removed;
+    this.#floor = Math.max(this.#floor, cut.v);
+    this.#setMeta("floor", this.#floor);
+  }
+
+  /** The last write request id of `session` that was applied (0: none), and forgets stale sessions. */
+  lastSeq(session: string): number {
+    this.#sql.exec("DELETE FROM dict_writers WHERE at < ?", Date.now() - WRITER_TTL_MS);
+    const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dict_writers WHERE session = ?", session).toArray()[0];
+    return row ? row.seq : 0;
+  }
+
+  /**
+   * The snapshot for a replica that holds `since` (or nothing), in chunks of
+   * about SNAPSHOT_CHUNK_BYTES. A delta (only rows changed after `since`,
+   * tombstones included) when the tombstones since then are all still kept.
+   */
+  *snapshot(since?: number): Generator<WireEntry[], { full: boolean; version: number }> {
+    const delta = since !== undefined && since >= this.#floor && since <= this.#version;
+    const cursor = delta
+      ? this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE v > ? ORDER BY v", since)
+      : this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE value IS NOT NULL");
+    let chunk: WireEntry[] = [];
+    let bytes = 0;
+    for (const row of cursor) {
+      const value = row.value === null ? null : new Uint8Array(row.value);
+      const size = row.key.length * 3 + (value?.byteLength ?? 0) + 16;
+      if (chunk.length > 0 && bytes + size > Limits.SNAPSHOT_CHUNK_BYTES) {
+        yield chunk;
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push([row.key, value]);
+      bytes += size;
+    }
+    if (chunk.length > 0) yield chunk;
+    return { full: !delta, version: this.#version };
+  }
+}

@@ -1,0 +1,209 @@
+// What both Durable Object kinds share: the socket lifecycle (through
+// partyserver, which handles hibernation), frame decoding and error replies,
+// the HELLO handshake, and the versioned dict every object owns. A subclass
+// says who may connect (`authorize`) and adds its own operations (`handle`).
+import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
+import {
+  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
+  decodeFrame, encodeFrame, type Hello, type HelloResult, type Message, type Role,
+} from "../client/protocol.js";
+import { VersionedDict, type DictWrite } from "./dict.js";
+import { ProtocolError } from "./errors.js";
+
+/** Per-socket identity, kept in the socket attachment so it survives hibernation. */
+export interface SocketState {
+  role: Role;
+  /** The client id (client role only). */
+  id?: string;
+  session: string;
+}
+
+export type Socket = Connection<SocketState>;
+
+const MAX_SESSION_LENGTH = 64;
+
+export abstract class SharedObject<E extends Env = Env> extends Server<E> {
+  static options = { hibernate: true };
+
+  #dict?: VersionedDict;
+
+  /** The object's dict, created (with its schema) on first use after each wake. */
+  get dict(): VersionedDict {
+    return (this.#dict ??= new VersionedDict(this.ctx.storage.sql));
+  }
+
+  /** Throws a ProtocolError unless this socket may take its role. */
+  protected abstract authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void>;
+
+  /** Extra fields of the HELLO reply. */
+  protected helloExtras(_state: SocketState): Partial<HelloResult> {
+    return {};
+  }
+
+  /** Called once a socket's HELLO succeeded. */
+  protected joined(_socket: Socket, _state: SocketState): void {}
+
+  /** Called when a socket that said HELLO closes. */
+  protected left(_socket: Socket, _state: SocketState): void {}
+
+  // The worker entry sets role and id in the URL it forwards; tags find sockets after waking.
+  getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
+    const url = new URL(context.request.url);
+    const role = url.searchParams.get("role");
+    const id = url.searchParams.get("id");
+    return role === "server" ? ["server"] : ["client", `client:${id}`];
+  }
+
+  protected static roleOf(socket: Connection): { role: Role; clientId?: string } {
+    const tags = socket.tags;
+    if (tags.includes("server")) return { role: "server" };
+    const tag = tags.find((t) => t.startsWith("client:"));
+    return { role: "client", clientId: tag?.slice("client:".length) };
+  }
+
+  /** Sockets that completed HELLO, optionally only those with `tag`. */
+  protected *sockets(tag?: string): Generator<Socket> {
+    for (const socket of this.getConnections<SocketState>(tag)) {
+      if (socket.state) yield socket;
+    }
+  }
+
+  protected send(socket: Connection, message: Message): void {
+    socket.send(encodeFrame(message));
+  }
+
+  protected sendError(socket: Connection, id: number, code: ErrorCode, message: string): void {
+    this.send(socket, [Msg.ERROR, id, code, message]);
+  }
+
+  async onMessage(socket: Socket, message: WSMessage): Promise<void> {
+    if (typeof message === "string") {
+      return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "frames are binary CBOR, not text");
+    }
+    const size = message.byteLength;
+    if (size > Limits.MAX_FRAME_BYTES) {
+      return this.sendError(socket, 0, ErrorCode.FRAME_TOO_LARGE, `a frame is limited to ${Limits.MAX_FRAME_BYTES} bytes (got ${size})`);
+    }
+    let frame: unknown;
+    try {
+      frame = decodeFrame(message as ArrayBuffer);
+    } catch {
+      return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "not a CBOR frame");
+    }
+    if (!Array.isArray(frame) || typeof frame[0] !== "number" || !isRequestId(frame[1])) {
+      return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "a request is [op, id, ...arguments] with a non-negative integer id");
+    }
+    const op = frame[0];
+    const id = frame[1];
+    try {
+      if (op === Op.HELLO) return await this.#hello(socket, id, frame[2]);
+      const state = socket.state;
+      if (!state) throw new ProtocolError(ErrorCode.NOT_READY, "send HELLO first");
+      await this.handle(socket, state, op, id, frame);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) {
+        console.error("sharevars: internal error", error);
+        return this.sendError(socket, id, ErrorCode.INTERNAL, "internal error");
+      }
+      this.sendError(socket, id, error.code, error.message);
+      if (error.closeCode) socket.close(error.closeCode, error.code);
+    }
+  }
+
+  /** Serves one operation; a subclass handles its own and passes the rest here. */
+  protected async handle(socket: Socket, state: SocketState, op: number, id: number, frame: unknown[]): Promise<void> {
+    switch (op) {
+      case Op.DICT_SET:
+      case Op.DICT_DELETE:
+      case Op.DICT_CLEAR:
+      case Op.DICT_UPDATE:
+        return this.#dictWrite(socket, state, id, parseDictWrite(op, frame));
+      default:
+        throw new ProtocolError(ErrorCode.UNKNOWN_OP, `unknown operation ${op}`);
+    }
+  }
+
+  async onClose(socket: Socket): Promise<void> {
+    const state = socket.state;
+    if (state) this.left(socket, state);
+  }
+
+  async #hello(socket: Socket, id: number, hello: unknown): Promise<void> {
+    if (socket.state) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO was already accepted on this socket");
+    const args = parseHello(hello);
+    if (args.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(ErrorCode.PROTOCOL_VERSION, `this worker speaks protocol ${PROTOCOL_VERSION}, the library ${args.v}`, CloseCode.PROTOCOL_VERSION);
+    }
+    const { role, clientId } = SharedObject.roleOf(socket);
+    await this.authorize(role, clientId, args);
+    const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
+    socket.setState(state);
+
+    const snapshot = this.dict.snapshot(args.since);
+    let step = snapshot.next();
+    while (!step.done) {
+      this.send(socket, [Msg.SNAPSHOT, id, step.value]);
+      step = snapshot.next();
+    }
+    const result: HelloResult = {
+      version: step.value.version,
+      full: step.value.full,
+      lastSeq: this.dict.lastSeq(args.session),
+      ...this.helloExtras(state),
+    };
+    this.send(socket, [Msg.REPLY, id, result]);
+    this.joined(socket, state);
+  }
+
+  #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {
+    this.dict.check(write);
+    const applied = this.dict.apply(write, { session: state.session, seq: id });
+    this.send(socket, [Msg.REPLY, id, applied.version]);
+    if (!applied.changed) return;
+    const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
+    for (const other of this.sockets()) {
+      if (other.id !== socket.id) other.send(change);
+    }
+  }
+}
+
+function isRequestId(id: unknown): id is number {
+  return typeof id === "number" && Number.isSafeInteger(id) && id >= 0;
+}
+
+function parseHello(hello: unknown): Hello {
+  if (typeof hello !== "object" || hello === null) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO takes an object");
+  const { v, token, session, since } = hello as Record<string, unknown>;
+  if (typeof v !== "number") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO needs the protocol version `v`");
+  if (typeof session !== "string" || session.length === 0 || session.length > MAX_SESSION_LENGTH) {
+    throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `HELLO needs a session id of 1 to ${MAX_SESSION_LENGTH} characters`);
+  }
+  if (token !== undefined && typeof token !== "string") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "a token is a string");
+  if (since !== undefined && !isRequestId(since)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "`since` is a dict version");
+  return { v, token, session, since };
+}
+
+function parseDictWrite(op: number, frame: unknown[]): DictWrite {
+  const bad = (what: string) => new ProtocolError(ErrorCode.BAD_ARGUMENT, what);
+  switch (op) {
+    case Op.DICT_SET: {
+      const [, , key, value] = frame;
+      if (typeof key !== "string" || !(value instanceof Uint8Array)) throw bad("DICT_SET takes a string key and an encoded value");
+      return { kind: "set", entries: [[key, value]] };
+    }
+    case Op.DICT_DELETE: {
+      if (typeof frame[2] !== "string") throw bad("DICT_DELETE takes a string key");
+      return { kind: "delete", key: frame[2] };
+    }
+    case Op.DICT_CLEAR:
+      return { kind: "clear" };
+    default: {
+      const entries = frame[2];
+      const ok = Array.isArray(entries) && entries.every(
+        (e) => Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && e[1] instanceof Uint8Array,
+      );
+      if (!ok) throw bad("DICT_UPDATE takes a list of [key, encoded value] pairs");
+      return { kind: "set", entries: entries as [string, Uint8Array][] };
+    }
+  }
+}

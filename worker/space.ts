@@ -1,0 +1,75 @@
+// One object per space: the global dict and the registry of the space's
+// clients (who has ever connected, in what order, and who is online now).
+import { Msg, type Hello, type HelloResult, type Role } from "../client/protocol.js";
+import { authorizeClient, authorizeServer } from "./auth.js";
+import { SharedObject, type Socket, type SocketState } from "./shared-object.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+`;
+
+export class SpaceObject extends SharedObject {
+  #schemaReady = false;
+
+  #sql(): SqlStorage {
+    const sql = this.ctx.storage.sql;
+    if (!this.#schemaReady) {
+      sql.exec(SCHEMA);
+      this.#schemaReady = true;
+    }
+    return sql;
+  }
+
+  protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {
+    if (role === "server") return authorizeServer(this.env, hello.token);
+    return authorizeClient(this.env, this.name, clientId!, hello.token);
+  }
+
+  /** Online clients as [id, order of first connection], in that order. */
+  onlineClients(): [string, number][] {
+    const online = new Set<string>();
+    for (const socket of this.sockets("client")) online.add(socket.state!.id!);
+    if (online.size === 0) return [];
+    const order = this.#sql().exec<{ id: string; ord: number }>("SELECT id, ord FROM clients ORDER BY ord").toArray();
+    return order.filter((row) => online.has(row.id)).map((row) => [row.id, row.ord]);
+  }
+
+  #order(id: string): number {
+    return this.#sql().exec<{ ord: number }>("SELECT ord FROM clients WHERE id = ?", id).one().ord;
+  }
+
+  protected helloExtras(state: SocketState): Partial<HelloResult> {
+    return state.role === "server" ? { clients: this.onlineClients() } : {};
+  }
+
+  #isOnline(id: string, except: Socket): boolean {
+    for (const socket of this.sockets(`client:${id}`)) {
+      if (socket.id !== except.id) return true;
+    }
+    return false;
+  }
+
+  #tellServers(message: [typeof Msg.CLIENT_ONLINE, string, number] | [typeof Msg.CLIENT_OFFLINE, string]): void {
+    for (const server of this.sockets("server")) this.send(server, message);
+  }
+
+  protected joined(socket: Socket, state: SocketState): void {
+    if (state.role !== "client") return;
+    const id = state.id!;
+    const now = Date.now();
+    this.#sql().exec(
+      `INSERT INTO clients (id, ord, first_seen, last_seen)
+       VALUES (?, (SELECT coalesce(max(ord), 0) + 1 FROM clients), ?, ?)
+       ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen`,
+      id, now, now,
+    );
+    if (!this.#isOnline(id, socket)) this.#tellServers([Msg.CLIENT_ONLINE, id, this.#order(id)]);
+  }
+
+  protected left(socket: Socket, state: SocketState): void {
+    if (state.role !== "client") return;
+    const id = state.id!;
+    this.#sql().exec("UPDATE clients SET last_seen = ? WHERE id = ?", Date.now(), id);
+    if (!this.#isOnline(id, socket)) this.#tellServers([Msg.CLIENT_OFFLINE, id]);
+  }
+}
