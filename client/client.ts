@@ -1,6 +1,7 @@
 // The client handle: `client["k"]` is this client's local dict (shared with
 // the server only), `client.globals["k"]` the space's global dict. It holds
 // one connection to its own client object and one to the space object.
+import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { combinedStatus, dictConnection, flush } from "./wiring.js";
@@ -27,14 +28,31 @@ export const GLOBALS_RESERVED: ReadonlySet<string> = new Set([
   ...ALWAYS_RESERVED, "dict", "on", "off", "sync", "put", "get", "queues",
 ]);
 
-/** `client.globals`: the space's global dict (and, through it, the global queues). */
+/** `client.globals`: the space's global dict and its global queues. */
 export class Globals {
   [key: string]: any;
   #dict: SharedDict;
+  #queues: Channels<Queue>;
 
   /** @internal */
-  constructor(dict: SharedDict) {
+  constructor(dict: SharedDict, connection: () => Connection) {
     this.#dict = dict;
+    this.#queues = queuesOf(connection);
+  }
+
+  /** Global queues by name, shared by every client and the server: each item goes to one getter. */
+  get queues(): Channels<Queue> {
+    return this.#queues;
+  }
+
+  /** `queues["default"].put(value)`. */
+  put(value: unknown): Promise<void> {
+    return this.#queues["default"].put(value);
+  }
+
+  /** `queues["default"].get(options)`. */
+  get(options?: WaitOptions): Promise<any> {
+    return this.#queues["default"].get(options);
   }
 
   /** The global dict as a Map-like live view. */
@@ -80,6 +98,8 @@ export class Client {
   #own: Connection;
   #spaceConnection: Connection;
   #events = new Emitter<HandleEvents>();
+  #pipes: Channels<Pipe>;
+  #queues: Channels<Queue>;
 
   /**
    * Joins `space` as client `id`; resolves once this client's local dict and
@@ -106,7 +126,9 @@ export class Client {
     this.#space = options.space;
     this.#local = new SharedDict(`the local dict of ${JSON.stringify(options.id)}`);
     this.#global = new SharedDict("the global dict");
-    this.#globals = dictProxy(new Globals(this.#global), () => this.#global, GLOBALS_RESERVED);
+    this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global, GLOBALS_RESERVED);
+    this.#pipes = pipesOf(() => this.#own);
+    this.#queues = queuesOf(() => this.#own);
     this.#local.on("change", (change) => this.#events.emit("change", change));
     const onStatus = () => this.#events.emit("status", this.status);
     const common = { onStatus, connectTimeout: options.connectTimeout };
@@ -136,6 +158,36 @@ export class Client {
   /** The space's global dict, shared with every client and the server. */
   get globals(): Globals {
     return this.#globals;
+  }
+
+  /** This client's pipes to the server, by name: `pipes["name"].send(x)`, `.recv()`. */
+  get pipes(): Channels<Pipe> {
+    return this.#pipes;
+  }
+
+  /** This client's queues, shared with the server only, by name. */
+  get queues(): Channels<Queue> {
+    return this.#queues;
+  }
+
+  /** Sends `value` to the server on the default pipe; resolves once it is durably stored. */
+  send(value: unknown): Promise<void> {
+    return this.#pipes["default"].send(value);
+  }
+
+  /** Receives the next value the server sent on the default pipe. */
+  recv(options?: WaitOptions): Promise<any> {
+    return this.#pipes["default"].recv(options);
+  }
+
+  /** Puts `value` on this client's default queue. */
+  put(value: unknown): Promise<void> {
+    return this.#queues["default"].put(value);
+  }
+
+  /** Takes the head of this client's default queue (which may be an item this client put). */
+  get(options?: WaitOptions): Promise<any> {
+    return this.#queues["default"].get(options);
   }
 
   /** "change": every change applied to the local dict; "status": the connection state. */

@@ -4,8 +4,10 @@
 //
 // A request stays in `#inflight` until its reply arrives, across reconnects:
 // after each HELLO the owner reconciles its state (`onReady`), then every
-// request still in flight is sent again in id order. Writes the object had
-// already applied (id <= lastSeq) are settled instead of sent twice.
+// request still in flight is sent again: acknowledgements first (so a
+// replayed GET cannot receive an item this handle already has), then the
+// rest in id order. Writes the object had already applied (id <= lastSeq)
+// are settled instead of sent twice.
 import ReconnectingWebSocket from "partysocket/ws";
 import {
   CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
@@ -30,10 +32,15 @@ export interface ConnectionOptions {
   connectTimeout?: number;
 }
 
+/**
+ * How a request is replayed after a reconnect: a write is skipped if the
+ * object applied it already; an ack goes first; a read is simply sent again.
+ */
+export type RequestKind = "read" | "write" | "ack";
+
 interface Inflight {
   frame: Uint8Array<ArrayBuffer>;
-  /** Writes are deduplicated by id after a reconnect; reads are simply sent again. */
-  write: boolean;
+  kind: RequestKind;
   resolve: (value: unknown) => void;
   reject: (error: SharevarsError) => void;
 }
@@ -55,6 +62,7 @@ export class Connection {
   #isReady = false;
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
+  #acks: number[] = [];
   #closedWith: SharevarsError | null = null;
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
@@ -90,7 +98,7 @@ export class Connection {
   }
 
   /** Sends a request (now, or after the next HELLO) and resolves with its reply. */
-  request(build: (id: number) => Request, write = false): Promise<unknown> {
+  request(build: (id: number) => Request, kind: RequestKind = "read"): Promise<unknown> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const id = this.#nextId++;
     const frame = encodeFrame(build(id));
@@ -98,7 +106,7 @@ export class Connection {
       return Promise.reject(new LimitError(ErrorCode.FRAME_TOO_LARGE, `a frame is limited to ${Limits.MAX_FRAME_BYTES} bytes (this one has ${frame.byteLength})`));
     }
     return new Promise((resolve, reject) => {
-      this.#inflight.set(id, { frame, write, resolve, reject });
+      this.#inflight.set(id, { frame, kind, resolve, reject });
       if (this.#isReady) this.#socket.send(frame);
     });
   }
@@ -171,14 +179,31 @@ export class Connection {
     this.#isReady = true;
     this.#setStatus("open");
     this.#settleReady.resolve(result);
-    for (const [id, request] of [...this.#inflight]) {
-      if (request.write && id <= result.lastSeq) {
+    const inflight = [...this.#inflight];
+    for (const [, request] of inflight) {
+      if (request.kind === "ack") this.#socket.send(request.frame);
+    }
+    for (const [id, request] of inflight) {
+      if (request.kind === "ack") continue;
+      if (request.kind === "write" && id <= result.lastSeq) {
         this.#inflight.delete(id);
         request.resolve(undefined);
       } else {
         this.#socket.send(request.frame);
       }
     }
+  }
+
+  /** Acknowledges a received item; acks are batched per microtask. */
+  ack(seq: number): void {
+    this.#acks.push(seq);
+    if (this.#acks.length > 1) return;
+    queueMicrotask(() => {
+      while (this.#acks.length > 0) {
+        const batch = this.#acks.splice(0, Limits.MAX_ACK_BATCH);
+        this.request((id) => [Op.ACK, id, batch], "ack").catch(() => {});
+      }
+    });
   }
 
   #settle(id: number, value: unknown, error: SharevarsError | null): void {

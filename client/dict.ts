@@ -240,7 +240,7 @@ export class SharedDict implements Iterable<[string, any]> {
       if (write.kind === "delete") return [Op.DICT_DELETE, id, write.key];
       if (write.entries.length === 1) return [Op.DICT_SET, id, write.entries[0][0], write.entries[0][1]];
       return [Op.DICT_UPDATE, id, write.entries];
-    }, true);
+    }, "write");
     this.#replica.write(seq, write);
     const outcome = reply.then(
       (version) => {

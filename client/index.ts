@@ -3,6 +3,7 @@
 export { Client, Globals, CLIENT_RESERVED, GLOBALS_RESERVED, type ClientOptions } from "./client.js";
 export { Server, ClientPeer, ClientList, SERVER_RESERVED, PEER_RESERVED, type ServerOptions } from "./server.js";
 export { SharedDict, type ChangeEvent } from "./dict.js";
+export { Pipe, Queue, type Channels, type WaitOptions } from "./channel.js";
 export type { Status } from "./connection.js";
 export {
   SharevarsError, LimitError, AuthError, ProtocolError, TimeoutError, ClosedError, NotReadyError,

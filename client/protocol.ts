@@ -15,6 +15,17 @@
 //                                   <-   REPLY {version, full, lastSeq, ...}
 //   DICT_SET/DELETE/CLEAR/UPDATE    ->   applied in arrival order, each one a new version
 //                                   <-   REPLY {version} to the writer, CHANGE to every other socket
+//
+// Pipes and queues (one durable FIFO mechanism, see worker/fifo.ts):
+//   PUT kind name value             ->   REPLY null once the item is stored
+//   GET kind name wait              ->   REPLY [seq, value] when an item is leased to this socket
+//                                        (at once, or when one arrives), or null (no wait / cancelled)
+//   ACK [seq...]                    ->   the items leave storage
+//   CANCEL getId                    ->   a waiting GET ends with REPLY null; REPLY true if it was waiting
+//   RELEASE [seq...]                ->   items received for an abandoned GET go back in line
+//   SIZE kind name                  ->   REPLY the number of items waiting
+// A pipe named n is two FIFOs, one per direction; the object picks the one a
+// role sends to or receives from, so each end only ever gets the other's items.
 import { Encoder } from "cbor-x";
 
 export const PROTOCOL_VERSION = 1;
@@ -26,6 +37,12 @@ export const Op = {
   DICT_DELETE: 11,
   DICT_CLEAR: 12,
   DICT_UPDATE: 13,
+  PUT: 20,
+  GET: 21,
+  ACK: 22,
+  CANCEL: 23,
+  RELEASE: 24,
+  SIZE: 25,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -81,6 +98,8 @@ export const Limits = {
   MAX_KEYS_PER_DICT: 100_000,
   /** Bytes of one frame in either direction. */
   MAX_FRAME_BYTES: 1024 * 1024 + 64 * 1024,
+  /** Sequence numbers in one ACK or RELEASE. */
+  MAX_ACK_BATCH: 1000,
   /** Entries in one DICT_UPDATE. */
   MAX_UPDATE_ENTRIES: 1000,
   /** A snapshot is sent in frames of about this many bytes. */
@@ -90,6 +109,12 @@ export const Limits = {
 } as const;
 
 export type Role = "client" | "server";
+
+/** A pipe has two ends (client and server); a queue is one FIFO everyone shares. */
+export type ChannelKind = "pipe" | "queue";
+
+/** What a GET receives: the item's sequence number (to acknowledge it) and its encoded value. */
+export type WireItem = [seq: number, value: Uint8Array];
 
 export interface Hello {
   /** Protocol version the library speaks. */
@@ -121,7 +146,13 @@ export type Request =
   | [typeof Op.DICT_SET, number, string, Uint8Array]
   | [typeof Op.DICT_DELETE, number, string]
   | [typeof Op.DICT_CLEAR, number]
-  | [typeof Op.DICT_UPDATE, number, [string, Uint8Array][]];
+  | [typeof Op.DICT_UPDATE, number, [string, Uint8Array][]]
+  | [typeof Op.PUT, number, ChannelKind, string, Uint8Array]
+  | [typeof Op.GET, number, ChannelKind, string, boolean]
+  | [typeof Op.ACK, number, number[]]
+  | [typeof Op.CANCEL, number, number]
+  | [typeof Op.RELEASE, number, number[]]
+  | [typeof Op.SIZE, number, ChannelKind, string];
 
 export type Message =
   | [typeof Msg.REPLY, number, unknown]

@@ -2,6 +2,7 @@
 // `server.clients` the connected clients, each a ClientPeer whose dict is
 // that client's local dict. It holds one connection to the space object and
 // opens one per client peer it touches.
+import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
@@ -40,6 +41,8 @@ export class ClientPeer {
   #connection: Connection | null = null;
   #ready: Promise<void> | null = null;
   #isOnline: () => boolean;
+  #pipes: Channels<Pipe>;
+  #queues: Channels<Queue>;
 
   /** @internal Use server.clients[i] or server.clients.get(id). */
   constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean) {
@@ -47,6 +50,38 @@ export class ClientPeer {
     this.#dict = dict;
     this.#open = () => open(dict);
     this.#isOnline = isOnline;
+    this.#pipes = pipesOf(() => this.#connect());
+    this.#queues = queuesOf(() => this.#connect());
+  }
+
+  /** The pipes to this client, by name. What the server sends, only the client receives. */
+  get pipes(): Channels<Pipe> {
+    return this.#pipes;
+  }
+
+  /** This client's queues (shared by the client and the server), by name. */
+  get queues(): Channels<Queue> {
+    return this.#queues;
+  }
+
+  /** Sends `value` to the client on the default pipe (it waits if the client is offline). */
+  send(value: unknown): Promise<void> {
+    return this.#pipes["default"].send(value);
+  }
+
+  /** Receives the next value the client sent on the default pipe. */
+  recv(options?: WaitOptions): Promise<any> {
+    return this.#pipes["default"].recv(options);
+  }
+
+  /** Puts `value` on the client's default queue. */
+  put(value: unknown): Promise<void> {
+    return this.#queues["default"].put(value);
+  }
+
+  /** Takes the head of the client's default queue. */
+  get(options?: WaitOptions): Promise<any> {
+    return this.#queues["default"].get(options);
   }
 
   /** The connection to the client's object, opened on first use. */
@@ -172,6 +207,7 @@ export class Server {
   #clients: ClientList;
   #events = new Emitter<ServerEvents>();
   #connectTimeout: number | undefined;
+  #queues: Channels<Queue>;
 
   /** Connects to `space` with the server token; resolves once the global dict is loaded. */
   static async connect(url: string, options: ServerOptions): Promise<Server> {
@@ -197,6 +233,7 @@ export class Server {
     this.#global = new SharedDict("the global dict");
     this.#global.on("change", (change) => this.#events.emit("change", change));
     this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
+    this.#queues = queuesOf(() => this.#connection);
     this.#connection = dictConnection(this.#global, spaceUrl(url, options.space, { role: "server" }), options.token, {
       onReady: (result) => this.#onReady(result),
       onMessage: (message) => this.#onMessage(message),
@@ -261,6 +298,21 @@ export class Server {
   /** The global dict as a Map-like live view. */
   get dict(): SharedDict {
     return this.#global;
+  }
+
+  /** Global queues by name, shared by every client and the server. */
+  get queues(): Channels<Queue> {
+    return this.#queues;
+  }
+
+  /** `queues["default"].put(value)`. */
+  put(value: unknown): Promise<void> {
+    return this.#queues["default"].put(value);
+  }
+
+  /** `queues["default"].get(options)`. */
+  get(options?: WaitOptions): Promise<any> {
+    return this.#queues["default"].get(options);
   }
 
   /** "connect" (a client peer), "disconnect" (a client id), "change" (global dict), "status". */

@@ -6,6 +6,8 @@ import { parseClientObjectName } from "./names.js";
 import { SharedObject } from "./shared-object.js";
 
 export class ClientObject extends SharedObject {
+  protected readonly hasPipes = true;
+
   protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {
     if (role === "server") return authorizeServer(this.env, hello.token);
     const { space, id } = parseClientObjectName(this.name);

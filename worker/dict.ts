@@ -14,13 +14,10 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dict_by_version ON dict (v);
 CREATE TABLE IF NOT EXISTS dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dict_writers (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
 `;
 
 /** Tombstones kept for delta resumes before the oldest are pruned. */
 const TOMBSTONES_KEPT = 10_000;
-/** A session's last applied write is remembered this long after its last write. */
-const WRITER_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export type DictWrite =
   | { kind: "set"; entries: [string, Uint8Array][] }
@@ -100,11 +97,8 @@ export class VersionedDict {
     }
   }
 
-  /**
-   * Applies one write (already checked) and records `seq` as the session's
-   * last applied write, in the same implicit transaction.
-   */
-  apply(write: DictWrite, writer?: { session: string; seq: number }): AppliedWrite {
+  /** Applies one write (already checked). */
+  apply(write: DictWrite): AppliedWrite {
     const sql = this.#sql;
     let result: AppliedWrite;
     if (write.kind === "delete") {
@@ -141,12 +135,6 @@ export class VersionedDict {
       result = { version: v, entries: write.entries, cleared: false, changed: true };
     }
     if (result.changed) this.#setMeta("version", this.#version);
-    if (writer) {
-      sql.exec(
-        "INSERT INTO dict_writers (session, seq, at) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq, at = excluded.at",
-        writer.session, writer.seq, Date.now(),
-      );
-    }
     if (this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
     return result;
   }
@@ -160,13 +148,6 @@ export class VersionedDict {
     this.#tombstones -= removed;
     this.#floor = Math.max(this.#floor, cut.v);
     this.#setMeta("floor", this.#floor);
-  }
-
-  /** The last write request id of `session` that was applied (0: none), and forgets stale sessions. */
-  lastSeq(session: string): number {
-    this.#sql.exec("DELETE FROM dict_writers WHERE at < ?", Date.now() - WRITER_TTL_MS);
-    const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM dict_writers WHERE session = ?", session).toArray()[0];
-    return row ? row.seq : 0;
   }
 
   /**

@@ -1,14 +1,17 @@
 // What both Durable Object kinds share: the socket lifecycle (through
 // partyserver, which handles hibernation), frame decoding and error replies,
-// the HELLO handshake, and the versioned dict every object owns. A subclass
-// says who may connect (`authorize`) and adds its own operations (`handle`).
+// the HELLO handshake, the versioned dict and the FIFOs every object owns.
+// A subclass says who may connect (`authorize`) and which channels it has.
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
-  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
-  decodeFrame, encodeFrame, type Hello, type HelloResult, type Message, type Role,
+  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, checkName,
+  decodeFrame, encodeFrame, type ChannelKind, type Hello, type HelloResult, type Message, type Role,
 } from "../client/protocol.js";
+import { isWellFormedValue } from "../client/codec.js";
 import { VersionedDict, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
+import { Fifo, type Delivery } from "./fifo.js";
+import { Sessions } from "./sessions.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
 export interface SocketState {
@@ -26,11 +29,24 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   static options = { hibernate: true };
 
   #dict?: VersionedDict;
+  #fifo?: Fifo;
+  #sessions?: Sessions;
 
-  /** The object's dict, created (with its schema) on first use after each wake. */
+  // Each mechanism is created (with its schema) on first use after each wake.
   get dict(): VersionedDict {
     return (this.#dict ??= new VersionedDict(this.ctx.storage.sql));
   }
+
+  get fifo(): Fifo {
+    return (this.#fifo ??= new Fifo(this.ctx.storage.sql));
+  }
+
+  get sessions(): Sessions {
+    return (this.#sessions ??= new Sessions(this.ctx.storage.sql));
+  }
+
+  /** Whether this object has pipes (client objects) or only queues (the space object). */
+  protected abstract readonly hasPipes: boolean;
 
   /** Throws a ProtocolError unless this socket may take its role. */
   protected abstract authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void>;
@@ -118,6 +134,43 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       case Op.DICT_CLEAR:
       case Op.DICT_UPDATE:
         return this.#dictWrite(socket, state, id, parseDictWrite(op, frame));
+      case Op.PUT: {
+        const fifo = this.#fifoName(frame[2], frame[3], state.role, "send");
+        const value = frame[4];
+        if (!(value instanceof Uint8Array)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "PUT takes an encoded value");
+        checkValue(value);
+        this.fifo.put(fifo, value);
+        this.sessions.record(state.session, id);
+        this.send(socket, [Msg.REPLY, id, null]);
+        return this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+      }
+      case Op.GET: {
+        const fifo = this.#fifoName(frame[2], frame[3], state.role, "receive");
+        if (typeof frame[4] !== "boolean") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "GET takes a wait flag");
+        const receiver = { socket: socket.id, session: state.session };
+        const item = this.fifo.take(fifo, receiver);
+        if (item) return this.send(socket, [Msg.REPLY, id, [item.seq, item.value]]);
+        if (!frame[4]) return this.send(socket, [Msg.REPLY, id, null]);
+        this.fifo.wait(fifo, receiver, id);
+        return this.#armHoldAlarm();
+      }
+      case Op.ACK:
+        return this.send(socket, [Msg.REPLY, id, this.fifo.ack(state.session, parseSeqs(frame[2]))]);
+      case Op.RELEASE: {
+        const fifos = this.fifo.release(state.session, parseSeqs(frame[2]));
+        this.send(socket, [Msg.REPLY, id, fifos.length]);
+        for (const fifo of fifos) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+        return;
+      }
+      case Op.CANCEL: {
+        const get = frame[2];
+        if (!isRequestId(get)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "CANCEL takes the id of a GET");
+        const waiting = this.fifo.cancel(socket.id, get);
+        if (waiting) this.send(socket, [Msg.REPLY, get, null]);
+        return this.send(socket, [Msg.REPLY, id, waiting]);
+      }
+      case Op.SIZE:
+        return this.send(socket, [Msg.REPLY, id, this.fifo.size(this.#fifoName(frame[2], frame[3], state.role, "receive"))]);
       default:
         throw new ProtocolError(ErrorCode.UNKNOWN_OP, `unknown operation ${op}`);
     }
@@ -125,7 +178,44 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   async onClose(socket: Socket): Promise<void> {
     const state = socket.state;
-    if (state) this.left(socket, state);
+    if (!state) return;
+    if (this.fifo.socketClosed(socket.id) !== null) await this.#armHoldAlarm();
+    this.left(socket, state);
+  }
+
+  /** A hold on an item ended: the waiters it kept waiting may take it now. */
+  async onAlarm(): Promise<void> {
+    for (const fifo of this.fifo.waitedOn()) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+    await this.#armHoldAlarm();
+  }
+
+  /** Wakes the object when the earliest hold that someone waits behind ends. */
+  async #armHoldAlarm(): Promise<void> {
+    const end = this.fifo.nextHoldEnd();
+    if (end === null) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > end) await this.ctx.storage.setAlarm(end);
+  }
+
+  #isOpen(socketId: string): boolean {
+    return this.getConnection(socketId)?.readyState === WebSocket.READY_STATE_OPEN;
+  }
+
+  #deliver(deliveries: Delivery[]): void {
+    for (const { socket, request, item } of deliveries) {
+      this.getConnection(socket)?.send(encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
+    }
+  }
+
+  /** The FIFO a role sends to or receives from. A pipe is one FIFO per direction. */
+  #fifoName(kind: unknown, name: unknown, role: Role, direction: "send" | "receive"): string {
+    if (kind !== "pipe" && kind !== "queue") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "a channel is a pipe or a queue");
+    const bad = checkName(name, `a ${kind} name`);
+    if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
+    if (kind === "queue") return `queue:${name}`;
+    if (!this.hasPipes) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "pipes belong to one client: there are no global pipes");
+    const upstream = (role === "client") === (direction === "send");
+    return `pipe:${upstream ? "up" : "down"}:${name}`;
   }
 
   async #hello(socket: Socket, id: number, hello: unknown): Promise<void> {
@@ -148,7 +238,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     const result: HelloResult = {
       version: step.value.version,
       full: step.value.full,
-      lastSeq: this.dict.lastSeq(args.session),
+      lastSeq: this.sessions.lastSeq(args.session),
       ...this.helloExtras(state),
     };
     this.send(socket, [Msg.REPLY, id, result]);
@@ -157,7 +247,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {
     this.dict.check(write);
-    const applied = this.dict.apply(write, { session: state.session, seq: id });
+    const applied = this.dict.apply(write);
+    this.sessions.record(state.session, id);
     this.send(socket, [Msg.REPLY, id, applied.version]);
     if (!applied.changed) return;
     const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
@@ -169,6 +260,20 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
 function isRequestId(id: unknown): id is number {
   return typeof id === "number" && Number.isSafeInteger(id) && id >= 0;
+}
+
+function checkValue(value: Uint8Array): void {
+  if (value.byteLength > Limits.MAX_VALUE_BYTES) {
+    throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${Limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
+  }
+  if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, "not a well-formed encoded value");
+}
+
+function parseSeqs(seqs: unknown): number[] {
+  if (!Array.isArray(seqs) || seqs.length > Limits.MAX_ACK_BATCH || !seqs.every(isRequestId)) {
+    throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `ACK and RELEASE take up to ${Limits.MAX_ACK_BATCH} item numbers`);
+  }
+  return seqs as number[];
 }
 
 function parseHello(hello: unknown): Hello {

@@ -9,6 +9,8 @@ CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, f
 `;
 
 export class SpaceObject extends SharedObject {
+  protected readonly hasPipes = false;
+
   #schemaReady = false;
 
   #sql(): SqlStorage {

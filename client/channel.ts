@@ -1,0 +1,181 @@
+// Pipes and queues on the client-library side: one end of a durable FIFO on
+// an object (see worker/fifo.ts). `Pipe` names its operations send/recv,
+// `Queue` put/get; both wait the same way and never swallow an item.
+import { decodeValue, encodeValue } from "./codec.js";
+import type { Connection } from "./connection.js";
+import { ClosedError, LimitError, TimeoutError } from "./errors.js";
+import { ErrorCode, Limits, Op, checkName, type ChannelKind, type WireItem } from "./protocol.js";
+
+export interface WaitOptions {
+  /** Milliseconds to wait; rejects with a TimeoutError after it. 0: do not wait. Default: wait forever. */
+  timeout?: number;
+  /** Abort the wait (rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+class ChannelEnd {
+  readonly #connection: () => Connection;
+  readonly #kind: ChannelKind;
+  readonly name: string;
+
+  /** @internal */
+  constructor(connection: () => Connection, kind: ChannelKind, name: string) {
+    this.#connection = connection;
+    this.#kind = kind;
+    this.name = name;
+  }
+
+  #open(): Connection {
+    const connection = this.#connection();
+    if (connection.closed) throw new ClosedError(`the ${this.#kind} ${JSON.stringify(this.name)} is closed`);
+    return connection;
+  }
+
+  /** Stores one item; resolves once it is durable on the edge. */
+  protected async putItem(value: unknown): Promise<void> {
+    const bytes = encodeValue(value);
+    if (bytes.byteLength > Limits.MAX_VALUE_BYTES) {
+      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `an item has ${bytes.byteLength} encoded bytes; the limit is ${Limits.MAX_VALUE_BYTES}`);
+    }
+    const kind = this.#kind;
+    const name = this.name;
+    await this.#open().request((id) => [Op.PUT, id, kind, name, bytes], "write");
+  }
+
+  /** Takes the next item, waiting for one as `options` allow. */
+  protected async takeItem(options: WaitOptions = {}): Promise<any> {
+    const { timeout, signal } = options;
+    if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
+      throw new TypeError("timeout is a number of milliseconds >= 0");
+    }
+    signal?.throwIfAborted();
+    const connection = this.#open();
+    const kind = this.#kind;
+    const name = this.name;
+    const what = `the ${kind} ${JSON.stringify(name)}`;
+
+    if (timeout === 0) {
+      const item = (await connection.request((id) => [Op.GET, id, kind, name, false])) as WireItem | null;
+      if (item === null) throw new TimeoutError(`${what} is empty`);
+      return this.#accept(connection, item);
+    }
+
+    let getId = 0;
+    const reply = connection.request((id) => {
+      getId = id;
+      return [Op.GET, id, kind, name, true];
+    }) as Promise<WireItem | null>;
+
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      // Giving up on a wait: the object drops the waiter, or, if the item was
+      // already on its way, it comes back here and is handed back (RELEASE).
+      const abandon = (error: unknown) => {
+        if (settled) return;
+        finish();
+        reject(error);
+        connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
+      };
+      const onAbort = () => abandon(signal!.reason);
+      const timer = timeout === undefined ? undefined : setTimeout(() => abandon(new TimeoutError(`nothing arrived on ${what} within ${timeout} ms`)), timeout);
+      signal?.addEventListener("abort", onAbort, { once: true });
+
+      reply.then(
+        (item) => {
+          if (item === null) {
+            if (!settled) abandon(new ClosedError(`the wait on ${what} was cancelled`));
+            return;
+          }
+          if (settled) {
+            connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
+            return;
+          }
+          finish();
+          try {
+            resolve(this.#accept(connection, item));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        (error) => {
+          if (settled) return;
+          finish();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #accept(connection: Connection, [seq, bytes]: WireItem): any {
+    connection.ack(seq);
+    return decodeValue(bytes);
+  }
+
+  /** How many items wait to be received at this end. */
+  async size(): Promise<number> {
+    const kind = this.#kind;
+    const name = this.name;
+    return (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
+  }
+}
+
+/** One end of a pipe: what this end sends, only the other end receives, in order. */
+export class Pipe extends ChannelEnd {
+  /** Sends `value` to the other end; resolves once it is durably stored. */
+  send(value: unknown): Promise<void> {
+    return this.putItem(value);
+  }
+
+  /** Receives the next value the other end sent, waiting for it. */
+  recv(options?: WaitOptions): Promise<any> {
+    return this.takeItem(options);
+  }
+}
+
+/** A queue: one FIFO that every end puts to and gets from; each item goes to one getter. */
+export class Queue extends ChannelEnd {
+  /** Puts `value` at the end of the queue; resolves once it is durably stored. */
+  put(value: unknown): Promise<void> {
+    return this.putItem(value);
+  }
+
+  /** Takes the item at the head, waiting for one. */
+  get(options?: WaitOptions): Promise<any> {
+    return this.takeItem(options);
+  }
+}
+
+/** `pipes["name"]` / `queues["name"]`: every name is a channel, created on first use. */
+export type Channels<T> = { readonly [name: string]: T };
+
+export function channels<T extends ChannelEnd>(make: (name: string) => T): Channels<T> {
+  const cache = new Map<string, T>();
+  return new Proxy(Object.create(null) as Channels<T>, {
+    get(_target, name) {
+      if (typeof name !== "string") return undefined;
+      let channel = cache.get(name);
+      if (!channel) {
+        const problem = checkName(name, "a channel name");
+        if (problem) throw new TypeError(problem);
+        cache.set(name, (channel = make(name)));
+      }
+      return channel;
+    },
+    set() {
+      throw new TypeError("pipes and queues are created by using them: pipes[name].send(value)");
+    },
+  });
+}
+
+export function pipesOf(connection: () => Connection): Channels<Pipe> {
+  return channels((name) => new Pipe(connection, "pipe", name));
+}
+
+export function queuesOf(connection: () => Connection): Channels<Queue> {
+  return channels((name) => new Queue(connection, "queue", name));
+}

@@ -1,0 +1,77 @@
+// Local queues (one FIFO per client and name, shared by the client and the
+// server) and global queues (one FIFO per space and name, shared by all).
+import { describe, expect, test } from "vitest";
+import { handles } from "../helpers/handles.js";
+import { uniqueSpace, until } from "../helpers/e2e.js";
+
+const open = handles();
+
+describe("local queues", () => {
+  test("the seed example", async () => {
+    const space = uniqueSpace("queues");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+
+    // client side
+    await client.put("Send me a file: test.jpg");
+    await client.queues["other_queue"].put("Call me in 5 minutes.");
+
+    // server side
+    await until(() => server.clients.length === 1);
+    const peer = server.clients[0];
+    expect(await peer.get()).toBe("Send me a file: test.jpg");
+    await peer.put("No such file!");
+    expect(await peer.queues["other_queue"].get()).toBe("Call me in 5 minutes.");
+    await peer.queues["other_queue"].put("OK");
+
+    // client side
+    expect(await client.get()).toBe("No such file!");
+    expect(await client.queues["other_queue"].get()).toBe("OK");
+    expect(await client.queues["other_queue"].size()).toBe(0);
+  });
+
+  test("a client that gets may get its own item", async () => {
+    const space = uniqueSpace("queues");
+    const client = await open.client(space, "alice");
+    await client.put({ mine: true });
+    expect(await client.queues["default"].size()).toBe(1);
+    expect(await client.get()).toEqual({ mine: true });
+  });
+});
+
+describe("global queues", () => {
+  test("the seed example with two clients and the server", async () => {
+    const space = uniqueSpace("global-queues");
+    const client1 = await open.client(space, "one");
+    const client2 = await open.client(space, "two");
+    const server = await open.server(space);
+
+    // client computer 1
+    await client1.globals.put({ type: "request" });
+    await client1.globals.queues["news"].put({ title: "Super man died", body: "..." });
+
+    // client computer 2
+    expect(await client2.globals.get()).toEqual({ type: "request" });
+    await client2.globals.put({ type: "respond" });
+    await client2.globals.queues["news"].put([0, 1, 2]);
+
+    // server computer
+    expect(await server.get()).toEqual({ type: "respond" });
+    expect(await server.queues["news"].get()).toEqual({ title: "Super man died", body: "..." });
+    expect(await server.queues["news"].get()).toEqual([0, 1, 2]);
+  });
+
+  test("waiting getters are served first come, first served, each item to exactly one", async () => {
+    const space = uniqueSpace("global-queues");
+    const getters = await Promise.all(["a", "b", "c"].map((id) => open.client(space, id)));
+    const server = await open.server(space);
+    // One getter after the other: a SIZE round trip on the same socket proves its GET arrived first.
+    const waiting = [];
+    for (const getter of getters) {
+      waiting.push(getter.globals.get());
+      await getter.globals.queues["default"].size();
+    }
+    for (const n of [1, 2, 3]) await server.put(n);
+    expect(await Promise.all(waiting)).toEqual([1, 2, 3]);
+  });
+});

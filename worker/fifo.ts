@@ -1,0 +1,180 @@
+// The durable FIFO with waiting receivers and leased delivery: the one
+// mechanism behind local pipes, local queues and global queues.
+//
+// An item is taken by leasing it to a socket; it leaves storage only when the
+// receiver's session acknowledges it. If the socket closes first, the item is
+// held for that session for RECONNECT_GRACE_MS: a client that reconnects in
+// time either acknowledges it (it had received it) or gets it again on its
+// replayed request (the reply was lost), so it gets every item exactly once.
+// After the grace the item is back at the head for everyone: only a receiver
+// that died between receiving and acknowledging causes a redelivery.
+//
+// Waiting receivers are rows too (socket id + request id), so they survive
+// hibernation; they are served first come, first served.
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS fifo_items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  fifo TEXT NOT NULL,
+  value BLOB NOT NULL,
+  lease TEXT,          -- socket id of the receiver while delivered and unacknowledged
+  session TEXT,        -- the receiver's session, which may acknowledge it
+  held_until INTEGER   -- after the receiver's socket closed: kept for its session until then
+);
+CREATE INDEX IF NOT EXISTS fifo_items_by_fifo ON fifo_items (fifo, seq);
+CREATE INDEX IF NOT EXISTS fifo_items_by_lease ON fifo_items (lease);
+CREATE TABLE IF NOT EXISTS fifo_waiters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  fifo TEXT NOT NULL,
+  socket TEXT NOT NULL,
+  session TEXT NOT NULL,
+  request INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fifo_waiters_by_fifo ON fifo_waiters (fifo, id);
+CREATE INDEX IF NOT EXISTS fifo_waiters_by_socket ON fifo_waiters (socket, request);
+`;
+
+/** How long an item stays reserved for a receiver whose connection dropped. */
+export const RECONNECT_GRACE_MS = 20_000;
+
+export interface Item {
+  seq: number;
+  value: Uint8Array;
+}
+
+export interface Delivery {
+  socket: string;
+  request: number;
+  item: Item;
+}
+
+export interface Receiver {
+  socket: string;
+  session: string;
+}
+
+export class Fifo {
+  #sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    sql.exec(SCHEMA);
+  }
+
+  put(fifo: string, value: Uint8Array): void {
+    this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
+  }
+
+  /** Items waiting to be taken (delivered ones are not counted). */
+  size(fifo: string): number {
+    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL", fifo).one().n;
+  }
+
+  /** Encoded bytes of every item of `fifo`, delivered or not. */
+  bytes(fifo: string): number {
+    return this.#sql.exec<{ n: number }>("SELECT coalesce(sum(length(value)), 0) AS n FROM fifo_items WHERE fifo = ?", fifo).one().n;
+  }
+
+  count(fifo: string): number {
+    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ?", fifo).one().n;
+  }
+
+  /** Leases the first item `receiver` may take, or returns null. */
+  take(fifo: string, receiver: Receiver, now = Date.now()): Item | null {
+    const row = this.#sql.exec<{ seq: number; value: ArrayBuffer }>(
+      `SELECT seq, value FROM fifo_items
+       WHERE fifo = ? AND lease IS NULL AND (held_until IS NULL OR held_until <= ? OR session = ?)
+       ORDER BY seq LIMIT 1`,
+      fifo, now, receiver.session,
+    ).toArray()[0];
+    if (!row) return null;
+    this.#sql.exec("UPDATE fifo_items SET lease = ?, session = ?, held_until = NULL WHERE seq = ?", receiver.socket, receiver.session, row.seq);
+    return { seq: row.seq, value: new Uint8Array(row.value) };
+  }
+
+  /** Registers a receiver waiting on `fifo` for request `request`. */
+  wait(fifo: string, receiver: Receiver, request: number): void {
+    this.#sql.exec("INSERT INTO fifo_waiters (fifo, socket, session, request) VALUES (?, ?, ?, ?)", fifo, receiver.socket, receiver.session, request);
+  }
+
+  /** Removes a waiting request; false if it was not waiting (already served, or unknown). */
+  cancel(socket: string, request: number): boolean {
+    return this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ? AND request = ?", socket, request).rowsWritten > 0;
+  }
+
+  /** Deletes items `seqs` that were delivered to `session`; returns how many. */
+  ack(session: string, seqs: number[]): number {
+    let removed = 0;
+    for (const seq of seqs) {
+      removed += this.#sql.exec("DELETE FROM fifo_items WHERE seq = ? AND session = ?", seq, session).rowsWritten;
+    }
+    return removed;
+  }
+
+  /** Gives items `seqs` delivered to `session` back, at their place in line; returns the fifos touched. */
+  release(session: string, seqs: number[]): string[] {
+    const fifos = new Set<string>();
+    for (const seq of seqs) {
+      const row = this.#sql.exec<{ fifo: string }>(
+        "UPDATE fifo_items SET lease = NULL, session = NULL, held_until = NULL WHERE seq = ? AND session = ? RETURNING fifo",
+        seq, session,
+      ).toArray()[0];
+      if (row) fifos.add(row.fifo);
+    }
+    return [...fifos];
+  }
+
+  /**
+   * A socket closed: its waits end, and what was delivered to it is held for
+   * its session for the grace period. Returns the time the hold ends, if any.
+   */
+  socketClosed(socket: string, now = Date.now()): number | null {
+    this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ?", socket);
+    const held = this.#sql.exec("UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ?", now + RECONNECT_GRACE_MS, socket).rowsWritten;
+    return held > 0 ? now + RECONNECT_GRACE_MS : null;
+  }
+
+  /** Fifos that have waiting receivers. */
+  waitedOn(): string[] {
+    return this.#sql.exec<{ fifo: string }>("SELECT DISTINCT fifo FROM fifo_waiters").toArray().map((row) => row.fifo);
+  }
+
+  /** The earliest end of a hold on a fifo someone waits on, if any. */
+  nextHoldEnd(now = Date.now()): number | null {
+    const row = this.#sql.exec<{ t: number | null }>(
+      `SELECT min(held_until) AS t FROM fifo_items
+       WHERE held_until > ? AND lease IS NULL AND fifo IN (SELECT fifo FROM fifo_waiters)`,
+      now,
+    ).one();
+    return row.t;
+  }
+
+  /**
+   * Matches waiting receivers of `fifo` with items, first come first served.
+   * `isOpen` tells whether a waiter's socket is still there (a waiter of a
+   * vanished socket is dropped). Returns the deliveries to send.
+   */
+  serve(fifo: string, isOpen: (socket: string) => boolean, now = Date.now()): Delivery[] {
+    const deliveries: Delivery[] = [];
+    // Items held for a reconnecting session can only go to that session's waiter:
+    // without any, the first waiter that finds nothing ends the round.
+    const anyHeld = this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
+    const waiters = this.#sql.exec<{ id: number; socket: string; session: string; request: number }>(
+      "SELECT id, socket, session, request FROM fifo_waiters WHERE fifo = ? ORDER BY id", fifo,
+    ).toArray();
+    for (const waiter of waiters) {
+      if (!isOpen(waiter.socket)) {
+        this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
+        continue;
+      }
+      const item = this.take(fifo, waiter, now);
+      if (!item) {
+        if (anyHeld) continue;
+        break;
+      }
+      this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
+      deliveries.push({ socket: waiter.socket, request: waiter.request, item });
+    }
+    return deliveries;
+  }
+}
