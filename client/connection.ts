@@ -47,6 +47,8 @@ interface Inflight {
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 function randomSession(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -70,10 +72,18 @@ export class Connection {
     this.#options = options;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
     this.ready.catch(() => {}); // observed through the owner's own promise
-    this.#socket = new ReconnectingWebSocket(options.url, undefined, {
-      minReconnectionDelay: 100 + Math.random() * 400,
+    // Reconnects back off (partysocket) with jitter added here, so that many
+    // clients cut off at once do not come back at once.
+    let attempts = 0;
+    const url = async () => {
+      if (attempts++ > 0) await sleep(Math.random() * 300);
+      return options.url;
+    };
+    this.#socket = new ReconnectingWebSocket(url, undefined, {
+      minReconnectionDelay: 100,
       maxReconnectionDelay: 10_000,
       reconnectionDelayGrowFactor: 1.5,
+      minUptime: 1_000, // a connection that lasted this long resets the backoff
       connectionTimeout: 5_000,
       maxEnqueuedMessages: 0, // requests are queued here, behind HELLO
       shouldReconnectOnClose: (event) => !FINAL_CLOSE_CODES.has(event.code),

@@ -126,12 +126,15 @@ export class Fifo {
 
   /**
    * A socket closed: its waits end, and what was delivered to it is held for
-   * its session for the grace period. Returns the time the hold ends, if any.
+   * its session for the grace period. Returns the fifos of the held items:
+   * that session may already wait on them again from its new socket.
    */
-  socketClosed(socket: string, now = Date.now()): number | null {
+  socketClosed(socket: string, now = Date.now()): string[] {
     this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ?", socket);
-    const held = this.#sql.exec("UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ?", now + RECONNECT_GRACE_MS, socket).rowsWritten;
-    return held > 0 ? now + RECONNECT_GRACE_MS : null;
+    return this.#sql.exec<{ fifo: string }>(
+      "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo",
+      now + RECONNECT_GRACE_MS, socket,
+    ).toArray().map((row) => row.fifo).filter((fifo, i, all) => all.indexOf(fifo) === i);
   }
 
   /** Fifos that have waiting receivers. */

@@ -179,7 +179,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   async onClose(socket: Socket): Promise<void> {
     const state = socket.state;
     if (!state) return;
-    if (this.fifo.socketClosed(socket.id) !== null) await this.#armHoldAlarm();
+    const held = this.fifo.socketClosed(socket.id);
+    if (held.length > 0) {
+      for (const fifo of held) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+      await this.#armHoldAlarm();
+    }
     this.left(socket, state);
   }
 

@@ -1,0 +1,123 @@
+// Items are never lost nor delivered twice when a consumer's connections are
+// cut mid-stream, again and again.
+import { afterEach, describe, expect, test } from "vitest";
+import { handles } from "../helpers/handles.js";
+import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+
+const open = handles();
+const links: FaultyLink[] = [];
+afterEach(async () => {
+  await Promise.all(links.splice(0).map((link) => link.close()));
+});
+
+/** Cuts `link` every `every` ms until `stop()` is called; returns how many cuts hit a live connection. */
+function keepCutting(link: FaultyLink, every: number) {
+  let cuts = 0;
+  const timer = setInterval(() => {
+    if (link.cut() > 0) cuts++;
+  }, every);
+  return { stop: () => (clearInterval(timer), cuts) };
+}
+
+/**
+ * Cuts mid-stream, but only a connection that has been open for a second:
+ * a link that flaps faster makes the client back off (by design), which
+ * would only slow the test down.
+ */
+function cutter(link: FaultyLink, handle: { status: string; on(event: "status", fn: (s: string) => void): unknown }) {
+  let openSince = handle.status === "open" ? Date.now() : Infinity;
+  handle.on("status", (status) => (openSince = status === "open" ? Date.now() : Infinity));
+  let cuts = 0;
+  return {
+    maybeCut() {
+      if (Date.now() - openSince < 1000) return;
+      if (link.cut() > 0) cuts++;
+      openSince = Infinity;
+    },
+    get cuts() {
+      return cuts;
+    },
+  };
+}
+
+describe("faults", () => {
+  test("a global-queue consumer whose sockets are cut many times gets every item exactly once", async () => {
+    const space = uniqueSpace("faults");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const server = await open.server(space);
+    const consumer = await open.client(space, "consumer", {}, link.url);
+    const total = 300;
+
+    const producing = (async () => {
+      for (let i = 0; i < total; i++) await server.queues["jobs"].put(i);
+    })();
+    // Cut right after an item arrives, while its acknowledgement is on its way.
+    const cut = cutter(link, consumer);
+    const received: number[] = [];
+    while (received.length < total) {
+      received.push(await consumer.globals.queues["jobs"].get());
+      if (received.length % 10 === 0) cut.maybeCut();
+    }
+    await producing;
+
+    expect(cut.cuts).toBeGreaterThanOrEqual(3);
+    expect(received).toEqual([...Array(total).keys()]); // each once, in order
+    await expect(server.queues["jobs"].get({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  test("two consumers, one of them on a failing link: each item goes to exactly one of them", async () => {
+    const space = uniqueSpace("faults");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const server = await open.server(space);
+    const flaky = await open.client(space, "flaky", {}, link.url);
+    const steady = await open.client(space, "steady");
+    const total = 300;
+    for (let i = 0; i < total; i++) await server.put(i);
+
+    const got = { flaky: [] as number[], steady: [] as number[] };
+    let done = 0;
+    const consume = async (client: typeof flaky, into: number[]) => {
+      while (done < total) {
+        try {
+          into.push(await client.globals.get({ timeout: 1000 }));
+          done++;
+        } catch (error) {
+          if ((error as Error).name !== "TimeoutError") throw error;
+        }
+      }
+    };
+    const cutter = keepCutting(link, 100);
+    await Promise.all([consume(flaky, got.flaky), consume(steady, got.steady)]);
+    const cuts = cutter.stop();
+
+    expect(cuts).toBeGreaterThanOrEqual(3);
+    const all = [...got.flaky, ...got.steady].sort((a, b) => a - b);
+    expect(all).toEqual([...Array(total).keys()]);
+  });
+
+  test("a pipe stream to a client whose sockets are cut arrives whole and in order", async () => {
+    const space = uniqueSpace("faults");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const server = await open.server(space);
+    const client = await open.client(space, "reader", {}, link.url);
+    const peer = server.clients.get("reader");
+    const total = 200;
+    const sending = (async () => {
+      for (let i = 0; i < total; i++) await peer.send({ n: i });
+    })();
+    const cut = cutter(link, client);
+    const received: number[] = [];
+    while (received.length < total) {
+      received.push((await client.recv()).n);
+      if (received.length % 10 === 0) cut.maybeCut();
+    }
+    await sending;
+    expect(cut.cuts).toBeGreaterThanOrEqual(3);
+    expect(received).toEqual([...Array(total).keys()]);
+    await until(() => client.status === "open", { what: "the client to reconnect" });
+  });
+});

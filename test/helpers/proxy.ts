@@ -1,0 +1,53 @@
+// A TCP proxy in front of the local worker that can cut every connection
+// through it at once (a reset, as when a network drops): faults happen on
+// the wire, and the library under test is not touched.
+import { createServer, connect, type Socket } from "node:net";
+
+export interface FaultyLink {
+  url: string;
+  /** Destroys every open connection through the proxy; returns how many. */
+  cut(): number;
+  /** Connections open now. */
+  readonly open: number;
+  close(): Promise<void>;
+}
+
+export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
+  const target = new URL(targetUrl);
+  const pairs = new Set<[Socket, Socket]>();
+  const server = createServer((incoming) => {
+    const outgoing = connect(Number(target.port), target.hostname);
+    const pair: [Socket, Socket] = [incoming, outgoing];
+    pairs.add(pair);
+    const drop = () => {
+      pairs.delete(pair);
+      incoming.destroy();
+      outgoing.destroy();
+    };
+    incoming.on("error", drop).on("close", drop);
+    outgoing.on("error", drop).on("close", drop);
+    incoming.pipe(outgoing);
+    outgoing.pipe(incoming);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut() {
+      const n = pairs.size;
+      for (const [incoming, outgoing] of [...pairs]) {
+        incoming.resetAndDestroy();
+        outgoing.destroy();
+      }
+      pairs.clear();
+      return n;
+    },
+    get open() {
+      return pairs.size;
+    },
+    async close() {
+      this.cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
