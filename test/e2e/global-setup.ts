@@ -1,4 +1,8 @@
-// One local worker for the whole end-to-end run; each test uses its own space.
+// One local worker for the whole end-to-end run (each test uses its own
+// space), and the built package in dist/ for the tests that use it as users
+// do (the examples, `import "sharevars"` from another project).
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startWorker } from "../helpers/worker.js";
 
@@ -8,7 +12,10 @@ declare module "vitest" {
   }
 }
 
+const ROOT = resolve(import.meta.dirname, "../..");
+
 export default async function setup(project: TestProject) {
+  execFileSync(resolve(ROOT, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: ROOT, stdio: "inherit" });
   const worker = await startWorker();
   project.provide("workerUrl", worker.url);
   return async () => {

@@ -31,22 +31,23 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
+  const cut = () => {
+    const n = pairs.size;
+    for (const [incoming, outgoing] of [...pairs]) {
+      incoming.resetAndDestroy();
+      outgoing.destroy();
+    }
+    pairs.clear();
+    return n;
+  };
   return {
     url: `http://127.0.0.1:${port}`,
-    cut() {
-      const n = pairs.size;
-      for (const [incoming, outgoing] of [...pairs]) {
-        incoming.resetAndDestroy();
-        outgoing.destroy();
-      }
-      pairs.clear();
-      return n;
-    },
+    cut,
     get open() {
       return pairs.size;
     },
     async close() {
-      this.cut();
+      cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
