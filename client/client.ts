@@ -6,6 +6,7 @@ import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { combinedStatus, dictConnection, flush } from "./wiring.js";
 import { Emitter } from "./emitter.js";
+import { decodeJwt } from "jose";
 import { checkName, type Role } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
@@ -13,15 +14,29 @@ import { clientObjectUrl, spaceUrl } from "./urls.js";
 export interface ClientOptions {
   /** The space to join. */
   space: string;
-  /** This client's id (open mode). Reconnecting with the same id finds the same local dict. */
-  id: string;
-  /** A client token issued by the server (token mode). */
+  /** This client's id (open mode; in token mode it comes from the token). Reconnecting with the same id finds the same local dict. */
+  id?: string;
+  /** A client token from `server.issueClientToken(id)` (token mode). */
   token?: string;
   /** How long connect() may take before it rejects with a ClosedError, in ms (default 15000). */
   connectTimeout?: number;
 }
 
 type HandleEvents = { change: [ChangeEvent]; status: [Status] };
+
+/** The client id: given, or (token mode) the subject of the token. The worker verifies the token. */
+function clientIdOf(options: ClientOptions): string {
+  if (options?.token === undefined) return options?.id as string;
+  if (typeof options.token !== "string") throw new TypeError("token must be a string");
+  let subject: unknown;
+  try {
+    subject = decodeJwt(options.token).sub;
+  } catch {
+    throw new TypeError("token is not a client token (a JWT from server.issueClientToken)");
+  }
+  if (options.id !== undefined && options.id !== subject) throw new TypeError(`the token is for client ${JSON.stringify(subject)}, not ${JSON.stringify(options.id)}`);
+  return subject as string;
+}
 
 /** Names on `client.globals` that are not global dict keys. */
 export const GLOBALS_RESERVED: ReadonlySet<string> = new Set([
@@ -118,13 +133,14 @@ export class Client {
 
   /** @internal Use Client.connect(). */
   constructor(url: string, options: ClientOptions) {
-    for (const [value, what] of [[options?.space, "space"], [options?.id, "id"]] as const) {
+    const id = clientIdOf(options);
+    for (const [value, what] of [[options?.space, "space"], [id, "id"]] as const) {
       const problem = checkName(value, what);
       if (problem) throw new TypeError(problem);
     }
-    this.#id = options.id;
+    this.#id = id;
     this.#space = options.space;
-    this.#local = new SharedDict(`the local dict of ${JSON.stringify(options.id)}`);
+    this.#local = new SharedDict(`the local dict of ${JSON.stringify(id)}`);
     this.#global = new SharedDict("the global dict");
     this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global, GLOBALS_RESERVED);
     this.#pipes = pipesOf(() => this.#own);
@@ -133,8 +149,8 @@ export class Client {
     const onStatus = () => this.#events.emit("status", this.status);
     const common = { onStatus, connectTimeout: options.connectTimeout };
     const role: Role = "client";
-    this.#own = dictConnection(this.#local, clientObjectUrl(url, options.space, options.id, role), options.token, common);
-    this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id: options.id }), options.token, common);
+    this.#own = dictConnection(this.#local, clientObjectUrl(url, options.space, id, role), options.token, common);
+    this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id }), options.token, common);
   }
 
   get id(): string {

@@ -24,6 +24,9 @@
 //   CANCEL getId                    ->   a waiting GET ends with REPLY null; REPLY true if it was waiting
 //   RELEASE [seq...]                ->   items received for an abandoned GET go back in line
 //   SIZE kind name                  ->   REPLY the number of items waiting
+//
+// Tokens (space object, server role):
+//   ISSUE_TOKEN clientId ttlSeconds ->   REPLY a client token (JWT) for that id in this space
 // A pipe named n is two FIFOs, one per direction; the object picks the one a
 // role sends to or receives from, so each end only ever gets the other's items.
 import { Encoder } from "cbor-x";
@@ -43,6 +46,7 @@ export const Op = {
   CANCEL: 23,
   RELEASE: 24,
   SIZE: 25,
+  ISSUE_TOKEN: 30,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -152,7 +156,8 @@ export type Request =
   | [typeof Op.ACK, number, number[]]
   | [typeof Op.CANCEL, number, number]
   | [typeof Op.RELEASE, number, number[]]
-  | [typeof Op.SIZE, number, ChannelKind, string];
+  | [typeof Op.SIZE, number, ChannelKind, string]
+  | [typeof Op.ISSUE_TOKEN, number, string, number];
 
 export type Message =
   | [typeof Msg.REPLY, number, unknown]

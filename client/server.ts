@@ -6,7 +6,7 @@ import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptio
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
-import { Msg, checkName, type HelloResult, type Message } from "./protocol.js";
+import { Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 import { combinedStatus, dictConnection, flush } from "./wiring.js";
@@ -313,6 +313,18 @@ export class Server {
   /** `queues["default"].get(options)`. */
   get(options?: WaitOptions): Promise<any> {
     return this.#queues["default"].get(options);
+  }
+
+  /**
+   * A client token for client `id` in this space (token mode): the client
+   * connects with `Client.connect(url, { space, token })`. It expires after
+   * `ttlSeconds` (default 3600, at most 30 days); rotating SERVER_TOKEN revokes
+   * every token issued.
+   */
+  async issueClientToken(id: string, { ttlSeconds = 3600 }: { ttlSeconds?: number } = {}): Promise<string> {
+    const problem = checkName(id, "the client id");
+    if (problem) throw new TypeError(problem);
+    return (await this.#connection.request((rid) => [Op.ISSUE_TOKEN, rid, id, ttlSeconds])) as string;
   }
 
   /** "connect" (a client peer), "disconnect" (a client id), "change" (global dict), "status". */

@@ -1,6 +1,9 @@
 // Who may take which role. The server role needs the server token; clients
 // run in open mode (they pick their id) only where CLIENT_AUTH=open was set on
-// purpose, else in token mode. Tokens never reach a log.
+// purpose, else in token mode: a client token is a JWT (HS256, through jose)
+// that the worker signs for one client id in one space, with an expiry, when
+// a server asks (server.issueClientToken). Tokens never reach a log.
+import { SignJWT, errors, jwtVerify } from "jose";
 import { CloseCode, ErrorCode } from "../client/protocol.js";
 import { ProtocolError } from "./errors.js";
 
@@ -8,6 +11,10 @@ export interface AuthEnv {
   SERVER_TOKEN?: string;
   CLIENT_AUTH?: string;
 }
+
+/** Default and longest lifetime of a client token, in seconds. */
+export const CLIENT_TOKEN_TTL = { default: 3600, max: 30 * 24 * 3600 } as const;
+const AUDIENCE = "sharevars-client";
 
 const encoder = new TextEncoder();
 
@@ -34,9 +41,39 @@ export async function authorizeServer(env: AuthEnv, token: unknown): Promise<voi
   }
 }
 
+/** The client-token signing key: derived from SERVER_TOKEN, so rotating it revokes every client token. */
+async function signingKey(env: AuthEnv): Promise<Uint8Array> {
+  const base = await crypto.subtle.importKey("raw", encoder.encode(env.SERVER_TOKEN!), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", base, encoder.encode("sharevars client tokens v1")));
+}
+
+export async function issueClientToken(env: AuthEnv, space: string, id: string, ttlSeconds: number): Promise<string> {
+  return new SignJWT({ space })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(id)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .sign(await signingKey(env));
+}
+
 /** Throws unless a client may connect as `id` in `space`. */
-export async function authorizeClient(env: AuthEnv, _space: string, _id: string, _token: unknown): Promise<void> {
+export async function authorizeClient(env: AuthEnv, space: string, id: string, token: unknown): Promise<void> {
   if (env.CLIENT_AUTH === "open") return;
-  // Token mode: signed client tokens are checked here once they exist.
-  throw new ProtocolError(ErrorCode.UNAUTHORIZED, "this worker runs clients in token mode (CLIENT_AUTH is not \"open\") and no client token was accepted", CloseCode.UNAUTHORIZED);
+  const refuse = (code: ErrorCode, message: string): never => {
+    throw new ProtocolError(code, message, code === ErrorCode.FORBIDDEN ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED);
+  };
+  if (!env.SERVER_TOKEN) refuse(ErrorCode.UNAUTHORIZED, "clients run in token mode and this worker has no SERVER_TOKEN to check tokens with");
+  if (typeof token !== "string" || token.length === 0) {
+    refuse(ErrorCode.UNAUTHORIZED, "this worker runs clients in token mode: connect with a token from server.issueClientToken(id)");
+  }
+  let claims: { sub?: string; space?: unknown };
+  try {
+    ({ payload: claims } = await jwtVerify(token as string, await signingKey(env), { audience: AUDIENCE, algorithms: ["HS256"] }));
+  } catch (error) {
+    if (error instanceof errors.JWTExpired) refuse(ErrorCode.UNAUTHORIZED, "the client token has expired");
+    refuse(ErrorCode.UNAUTHORIZED, "the client token is not valid (malformed, or not signed by this worker)");
+  }
+  if (claims!.space !== space) refuse(ErrorCode.FORBIDDEN, "the client token is for another space");
+  if (claims!.sub !== id) refuse(ErrorCode.FORBIDDEN, "the client token is for another client id");
 }

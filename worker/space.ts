@@ -1,7 +1,8 @@
 // One object per space: the global dict and the registry of the space's
 // clients (who has ever connected, in what order, and who is online now).
-import { Msg, type Hello, type HelloResult, type Role } from "../client/protocol.js";
-import { authorizeClient, authorizeServer } from "./auth.js";
+import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type Role } from "../client/protocol.js";
+import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
+import { ProtocolError } from "./errors.js";
 import { SharedObject, type Socket, type SocketState } from "./shared-object.js";
 
 const SCHEMA = `
@@ -25,6 +26,18 @@ export class SpaceObject extends SharedObject {
   protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {
     if (role === "server") return authorizeServer(this.env, hello.token);
     return authorizeClient(this.env, this.name, clientId!, hello.token);
+  }
+
+  protected async handle(socket: Socket, state: SocketState, op: number, id: number, frame: unknown[]): Promise<void> {
+    if (op !== Op.ISSUE_TOKEN) return super.handle(socket, state, op, id, frame);
+    if (state.role !== "server") throw new ProtocolError(ErrorCode.FORBIDDEN, "only the server issues client tokens");
+    const [, , clientId, ttl] = frame;
+    const bad = checkName(clientId, "the client id");
+    if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
+    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > CLIENT_TOKEN_TTL.max) {
+      throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `a token lives 1 to ${CLIENT_TOKEN_TTL.max} seconds`);
+    }
+    this.send(socket, [Msg.REPLY, id, await issueClientToken(this.env, this.name, clientId as string, ttl)]);
   }
 
   /** Online clients as [id, order of first connection], in that order. */
