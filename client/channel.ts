@@ -4,7 +4,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { ClosedError, LimitError, TimeoutError } from "./errors.js";
-import { ErrorCode, Limits, Op, checkName, type ChannelKind, type WireItem } from "./protocol.js";
+import { ErrorCode, Op, checkName, type ChannelKind, type WireItem } from "./protocol.js";
 
 export interface WaitOptions {
   /** Milliseconds to wait; rejects with a TimeoutError after it. 0: do not wait. Default: wait forever. */
@@ -33,13 +33,15 @@ class ChannelEnd {
 
   /** Stores one item; resolves once it is durable on the edge. */
   protected async putItem(value: unknown): Promise<void> {
+    const connection = this.#open();
     const bytes = encodeValue(value);
-    if (bytes.byteLength > Limits.MAX_VALUE_BYTES) {
-      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `an item has ${bytes.byteLength} encoded bytes; the limit is ${Limits.MAX_VALUE_BYTES}`);
+    const max = connection.limits.MAX_VALUE_BYTES;
+    if (bytes.byteLength > max) {
+      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `an item has ${bytes.byteLength} encoded bytes; the limit is ${max}`);
     }
     const kind = this.#kind;
     const name = this.name;
-    await this.#open().request((id) => [Op.PUT, id, kind, name, bytes], "write");
+    await connection.request((id) => [Op.PUT, id, kind, name, bytes], "write");
   }
 
   /** Takes the next item, waiting for one as `options` allow. */

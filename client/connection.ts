@@ -10,8 +10,8 @@
 // are settled instead of sent twice.
 import ReconnectingWebSocket from "partysocket/ws";
 import {
-  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
-  decodeFrame, encodeFrame, type Hello, type HelloResult, type Message, type Request, type WireEntry,
+  CloseCode, DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
+  decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry,
 } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
 
@@ -62,6 +62,8 @@ export class Connection {
   #nextId = 1;
   #helloId = 0;
   #isReady = false;
+  #everReady = false;
+  #limits: LimitsInForce = DEFAULT_LIMITS;
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
   #acks: number[] = [];
@@ -101,6 +103,11 @@ export class Connection {
 
   get status(): Status {
     return this.#status;
+  }
+
+  /** The limits the worker announced (the protocol's until the first HELLO reply). */
+  get limits(): LimitsInForce {
+    return this.#limits;
   }
 
   get closed(): boolean {
@@ -176,7 +183,13 @@ export class Connection {
         return this.#settle(message[1], message[2], null);
       case Msg.ERROR: {
         const error = errorFromWire(message[2], message[3]);
-        if (message[1] === this.#helloId && !this.#isReady) return this.#fail(error);
+        if (message[1] === this.#helloId && !this.#isReady) {
+          // Refused credentials end the handle; anything else only fails a first connect
+          // (a reconnect keeps trying: the object closes the socket and partysocket backs off).
+          const final = error.code === ErrorCode.UNAUTHORIZED || error.code === ErrorCode.FORBIDDEN || error.code === ErrorCode.PROTOCOL_VERSION;
+          if (final || !this.#everReady) this.#fail(error);
+          return;
+        }
         return this.#settle(message[1], undefined, error);
       }
       default:
@@ -185,8 +198,10 @@ export class Connection {
   }
 
   #onHello(result: HelloResult): void {
+    if (result.limits) this.#limits = result.limits;
     this.#options.onReady(result);
     this.#isReady = true;
+    this.#everReady = true;
     this.#setStatus("open");
     this.#settleReady.resolve(result);
     const inflight = [...this.#inflight];

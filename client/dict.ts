@@ -4,7 +4,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ClosedError, LimitError, NotReadyError, type SharevarsError } from "./errors.js";
-import { ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type Message, type WireEntry } from "./protocol.js";
+import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type LimitsInForce, type Message, type WireEntry } from "./protocol.js";
 import { Replica, type LocalWrite } from "./replica.js";
 import type { Connection } from "./connection.js";
 
@@ -75,6 +75,10 @@ export class SharedDict implements Iterable<[string, any]> {
     return this.#replica.loaded;
   }
 
+  #limits(): LimitsInForce {
+    return this.#connection?.limits ?? DEFAULT_LIMITS;
+  }
+
   // --- reads (synchronous, from the replica) ---
 
   #view(): ReadonlyMap<string, Uint8Array> {
@@ -132,8 +136,9 @@ export class SharedDict implements Iterable<[string, any]> {
 
   set(key: string, value: unknown): this {
     const bytes = this.#encodeEntry(key, value);
-    if (!this.#view().has(key) && this.#view().size >= Limits.MAX_KEYS_PER_DICT) {
-      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    const max = this.#limits().MAX_KEYS_PER_DICT;
+    if (!this.#view().has(key) && this.#view().size >= max) {
+      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${max} keys`);
     }
     this.#write({ kind: "set", entries: [[key, bytes]] });
     return this;
@@ -160,8 +165,9 @@ export class SharedDict implements Iterable<[string, any]> {
     const encoded = pairs.map(([key, value]) => [key, this.#encodeEntry(key, value)] as [string, Uint8Array]);
     const view = this.#view();
     const added = new Set(encoded.map(([key]) => key).filter((key) => !view.has(key))).size;
-    if (view.size + added > Limits.MAX_KEYS_PER_DICT) {
-      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    const max = this.#limits().MAX_KEYS_PER_DICT;
+    if (view.size + added > max) {
+      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${max} keys`);
     }
     let batch: [string, Uint8Array][] = [];
     let bytes = 0;
@@ -224,8 +230,9 @@ export class SharedDict implements Iterable<[string, any]> {
   #encodeEntry(key: string, value: unknown): Uint8Array {
     this.#checkKey(key);
     const bytes = encodeValue(value, key);
-    if (bytes.byteLength > Limits.MAX_VALUE_BYTES) {
-      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `the value of ${JSON.stringify(key)} has ${bytes.byteLength} encoded bytes; the limit is ${Limits.MAX_VALUE_BYTES}`);
+    const max = this.#limits().MAX_VALUE_BYTES;
+    if (bytes.byteLength > max) {
+      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `the value of ${JSON.stringify(key)} has ${bytes.byteLength} encoded bytes; the limit is ${max}`);
     }
     return bytes;
   }

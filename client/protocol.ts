@@ -74,6 +74,8 @@ export const ErrorCode = {
   KEY_TOO_LARGE: "KEY_TOO_LARGE",
   VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
   TOO_MANY_KEYS: "TOO_MANY_KEYS",
+  QUEUE_FULL: "QUEUE_FULL", // a queue or pipe holds its most items or bytes
+  TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
   FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
   TIMEOUT: "TIMEOUT",
   CLOSED: "CLOSED",
@@ -90,6 +92,7 @@ export const CloseCode = {
   FORBIDDEN: 4003, // final
   PROTOCOL_VERSION: 4005, // final
   FRAME_TOO_LARGE: 4009,
+  TOO_MANY_CONNECTIONS: 4029,
 } as const;
 
 /** Limits, enforced by the objects and checked early by the client library. */
@@ -102,6 +105,14 @@ export const Limits = {
   MAX_KEYS_PER_DICT: 100_000,
   /** Bytes of one frame in either direction. */
   MAX_FRAME_BYTES: 1024 * 1024 + 64 * 1024,
+  /** Items waiting in one queue or one direction of a pipe. */
+  MAX_ITEMS_PER_CHANNEL: 100_000,
+  /** Encoded bytes waiting in one queue or one direction of a pipe. */
+  MAX_BYTES_PER_CHANNEL: 64 * 1024 * 1024,
+  /** Open connections to one space object (clients and servers). */
+  MAX_CONNECTIONS_PER_SPACE: 10_000,
+  /** Open connections to one client's object (that client's and servers'). */
+  MAX_CONNECTIONS_PER_CLIENT: 64,
   /** Sequence numbers in one ACK or RELEASE. */
   MAX_ACK_BATCH: 1000,
   /** Entries in one DICT_UPDATE. */
@@ -111,6 +122,20 @@ export const Limits = {
   /** UTF-8 bytes of a space name or a client id. */
   MAX_NAME_BYTES: 200,
 } as const;
+
+/**
+ * Limits a deployment may lower (never raise) with worker variables named
+ * LIMIT_<NAME>, e.g. LIMIT_MAX_ITEMS_PER_CHANNEL=1000. The worker announces
+ * the limits in force in every HELLO reply; the library checks against them.
+ */
+export const TUNABLE_LIMITS = [
+  "MAX_VALUE_BYTES", "MAX_KEYS_PER_DICT", "MAX_ITEMS_PER_CHANNEL", "MAX_BYTES_PER_CHANNEL",
+  "MAX_CONNECTIONS_PER_SPACE", "MAX_CONNECTIONS_PER_CLIENT",
+] as const;
+export type TunableLimit = (typeof TUNABLE_LIMITS)[number];
+export type LimitsInForce = Record<TunableLimit, number>;
+
+export const DEFAULT_LIMITS: LimitsInForce = Object.fromEntries(TUNABLE_LIMITS.map((name) => [name, Limits[name]])) as LimitsInForce;
 
 export type Role = "client" | "server";
 
@@ -138,6 +163,8 @@ export interface HelloResult {
   full: boolean;
   /** The last write request id of this session the object applied (0: none). */
   lastSeq: number;
+  /** The limits in force on this worker. */
+  limits: LimitsInForce;
   /** Space object, server role: connected clients as [id, order of first connection]. */
   clients?: [string, number][];
 }

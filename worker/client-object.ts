@@ -6,6 +6,9 @@ import { parseClientObjectName } from "./names.js";
 import { SharedObject } from "./shared-object.js";
 
 export class ClientObject extends SharedObject {
+  protected get maxConnections(): number {
+    return this.limits.MAX_CONNECTIONS_PER_CLIENT;
+  }
   protected readonly hasPipes = true;
 
   protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {

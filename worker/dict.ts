@@ -6,7 +6,7 @@
 // version `since` can be sent just the rows with a greater version. Old
 // tombstones are pruned past a bound, which raises `floor`: a replica older
 // than the floor gets a full snapshot instead.
-import { ErrorCode, Limits, checkKey, type WireEntry } from "../client/protocol.js";
+import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
 import { ProtocolError } from "./errors.js";
 
@@ -70,7 +70,7 @@ export class VersionedDict {
   }
 
   /** Checks a write against the limits without changing anything; throws ProtocolError. */
-  check(write: DictWrite): void {
+  check(write: DictWrite, limits: LimitsInForce): void {
     if (write.kind === "clear") return;
     if (write.kind === "delete") {
       const bad = checkKey(write.key);
@@ -85,15 +85,15 @@ export class VersionedDict {
     for (const [key, value] of write.entries) {
       const bad = checkKey(key);
       if (bad) throw new ProtocolError(bad.code, bad.message);
-      if (value.byteLength > Limits.MAX_VALUE_BYTES) {
-        throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${Limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
+      if (value.byteLength > limits.MAX_VALUE_BYTES) {
+        throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
       }
       if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value`);
       if (!seen.has(key) && !this.#isLive(key)) added++;
       seen.add(key);
     }
-    if (this.#live + added > Limits.MAX_KEYS_PER_DICT) {
-      throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${Limits.MAX_KEYS_PER_DICT} keys`);
+    if (this.#live + added > limits.MAX_KEYS_PER_DICT) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${limits.MAX_KEYS_PER_DICT} keys`);
     }
   }
 

@@ -53,30 +53,45 @@ export interface Receiver {
   session: string;
 }
 
+export interface FifoStats {
+  /** Items stored, delivered or not. */
+  items: number;
+  /** Their encoded bytes. */
+  bytes: number;
+}
+
 export class Fifo {
   #sql: SqlStorage;
+  // Counts per fifo, computed from storage on first use after each wake and
+  // kept up to date after: the limits need them on every put.
+  #stats = new Map<string, FifoStats>();
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     sql.exec(SCHEMA);
   }
 
+  stats(fifo: string): FifoStats {
+    let stats = this.#stats.get(fifo);
+    if (!stats) {
+      const row = this.#sql.exec<{ items: number; bytes: number }>(
+        "SELECT count(*) AS items, coalesce(sum(length(value)), 0) AS bytes FROM fifo_items WHERE fifo = ?", fifo,
+      ).one();
+      this.#stats.set(fifo, (stats = { items: row.items, bytes: row.bytes }));
+    }
+    return stats;
+  }
+
   put(fifo: string, value: Uint8Array): void {
+    const stats = this.stats(fifo);
     this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
+    stats.items++;
+    stats.bytes += value.byteLength;
   }
 
   /** Items waiting to be taken (delivered ones are not counted). */
   size(fifo: string): number {
     return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL", fifo).one().n;
-  }
-
-  /** Encoded bytes of every item of `fifo`, delivered or not. */
-  bytes(fifo: string): number {
-    return this.#sql.exec<{ n: number }>("SELECT coalesce(sum(length(value)), 0) AS n FROM fifo_items WHERE fifo = ?", fifo).one().n;
-  }
-
-  count(fifo: string): number {
-    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ?", fifo).one().n;
   }
 
   /** Leases the first item `receiver` may take, or returns null. */
@@ -106,7 +121,16 @@ export class Fifo {
   ack(session: string, seqs: number[]): number {
     let removed = 0;
     for (const seq of seqs) {
-      removed += this.#sql.exec("DELETE FROM fifo_items WHERE seq = ? AND session = ?", seq, session).rowsWritten;
+      const row = this.#sql.exec<{ fifo: string; size: number }>(
+        "DELETE FROM fifo_items WHERE seq = ? AND session = ? RETURNING fifo, length(value) AS size", seq, session,
+      ).toArray()[0];
+      if (!row) continue;
+      removed++;
+      const stats = this.#stats.get(row.fifo);
+      if (stats) {
+        stats.items--;
+        stats.bytes -= row.size;
+      }
     }
     return removed;
   }

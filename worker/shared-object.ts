@@ -5,13 +5,14 @@
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
   CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, checkName,
-  decodeFrame, encodeFrame, type ChannelKind, type Hello, type HelloResult, type Message, type Role,
+  decodeFrame, encodeFrame, type ChannelKind, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
 } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
 import { VersionedDict, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
 import { Fifo, type Delivery } from "./fifo.js";
 import { Sessions } from "./sessions.js";
+import { limitsFor } from "./limits.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
 export interface SocketState {
@@ -45,8 +46,16 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return (this.#sessions ??= new Sessions(this.ctx.storage.sql));
   }
 
+  /** The limits in force (the protocol's, or lower ones the deployment set). */
+  get limits(): LimitsInForce {
+    return limitsFor(this.env);
+  }
+
   /** Whether this object has pipes (client objects) or only queues (the space object). */
   protected abstract readonly hasPipes: boolean;
+
+  /** Most sockets that may have said HELLO at once. */
+  protected abstract get maxConnections(): number;
 
   /** Throws a ProtocolError unless this socket may take its role. */
   protected abstract authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void>;
@@ -138,7 +147,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         const fifo = this.#fifoName(frame[2], frame[3], state.role, "send");
         const value = frame[4];
         if (!(value instanceof Uint8Array)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "PUT takes an encoded value");
-        checkValue(value);
+        const limits = this.limits;
+        checkValue(value, limits);
+        const stats = this.fifo.stats(fifo);
+        if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
+          throw new ProtocolError(ErrorCode.QUEUE_FULL, `a ${frame[2]} holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
+        }
         this.fifo.put(fifo, value);
         this.sessions.record(state.session, id);
         this.send(socket, [Msg.REPLY, id, null]);
@@ -230,6 +244,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const { role, clientId } = SharedObject.roleOf(socket);
     await this.authorize(role, clientId, args);
+    let open = 0;
+    for (const _ of this.sockets()) open++;
+    if (open >= this.maxConnections) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, `this object takes at most ${this.maxConnections} connections`, CloseCode.TOO_MANY_CONNECTIONS);
+    }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
     socket.setState(state);
 
@@ -243,6 +262,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       version: step.value.version,
       full: step.value.full,
       lastSeq: this.sessions.lastSeq(args.session),
+      limits: this.limits,
       ...this.helloExtras(state),
     };
     this.send(socket, [Msg.REPLY, id, result]);
@@ -250,7 +270,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {
-    this.dict.check(write);
+    this.dict.check(write, this.limits);
     const applied = this.dict.apply(write);
     this.sessions.record(state.session, id);
     this.send(socket, [Msg.REPLY, id, applied.version]);
@@ -266,9 +286,9 @@ function isRequestId(id: unknown): id is number {
   return typeof id === "number" && Number.isSafeInteger(id) && id >= 0;
 }
 
-function checkValue(value: Uint8Array): void {
-  if (value.byteLength > Limits.MAX_VALUE_BYTES) {
-    throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${Limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
+function checkValue(value: Uint8Array, limits: LimitsInForce): void {
+  if (value.byteLength > limits.MAX_VALUE_BYTES) {
+    throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
   }
   if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, "not a well-formed encoded value");
 }

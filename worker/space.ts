@@ -10,6 +10,9 @@ CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, f
 `;
 
 export class SpaceObject extends SharedObject {
+  protected get maxConnections(): number {
+    return this.limits.MAX_CONNECTIONS_PER_SPACE;
+  }
   protected readonly hasPipes = false;
 
   #schemaReady = false;

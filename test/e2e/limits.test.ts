@@ -1,0 +1,168 @@
+// Every limit, hit through the library (a typed error where the user writes,
+// nothing stored) and through a raw socket that skips the library's checks
+// (an error reply, nothing stored, the socket still works). The worker runs
+// with low limits (LIMIT_* variables) so the tests reach them quickly.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { Client, ErrorCode, Limits, Server } from "sharevars";
+import { Msg, Op } from "../../client/protocol.js";
+import { encodeValue } from "../../client/codec.js";
+import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
+import { rawSocket, type RawSocket } from "../helpers/raw.js";
+import { uniqueSpace } from "../helpers/e2e.js";
+
+const LOW = {
+  LIMIT_MAX_VALUE_BYTES: "1000",
+  LIMIT_MAX_KEYS_PER_DICT: "20",
+  LIMIT_MAX_ITEMS_PER_CHANNEL: "5",
+  LIMIT_MAX_BYTES_PER_CHANNEL: "3000",
+  LIMIT_MAX_CONNECTIONS_PER_SPACE: "4",
+  LIMIT_MAX_CONNECTIONS_PER_CLIENT: "3",
+};
+
+let worker: LocalWorker;
+beforeAll(async () => {
+  worker = await startWorker({ vars: LOW });
+});
+afterAll(async () => {
+  await worker?.stop();
+});
+
+const opened: { close(o?: { flushTimeout?: number }): Promise<void> }[] = [];
+const sockets: RawSocket[] = [];
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.close();
+  await Promise.all(opened.splice(0).map((h) => h.close({ flushTimeout: 0 })));
+});
+
+async function client(space: string, id: string) {
+  const c = await Client.connect(worker.url, { space, id });
+  opened.push(c);
+  return c;
+}
+async function server(space: string) {
+  const s = await Server.connect(worker.url, { space, token: SERVER_TOKEN });
+  opened.push(s);
+  return s;
+}
+async function raw(path: string) {
+  const socket = await rawSocket(worker.url, path);
+  sockets.push(socket);
+  expect((await socket.hello())[0]).toBe(Msg.REPLY);
+  return socket;
+}
+const errorOf = (frame: unknown[]) => (frame[0] === Msg.ERROR ? frame[2] : "no error");
+
+describe("limits through the library", () => {
+  test("a value over the limit: LimitError VALUE_TOO_LARGE where it is written, nothing stored", async () => {
+    const space = uniqueSpace("limits");
+    const alice = await client(space, "alice");
+    const s = await server(space);
+    const big = "x".repeat(1200);
+    expect(() => (alice["big"] = big)).toThrow(expect.objectContaining({ name: "LimitError", code: ErrorCode.VALUE_TOO_LARGE }));
+    expect(() => alice.globals.dict.set("big", big)).toThrow(expect.objectContaining({ code: ErrorCode.VALUE_TOO_LARGE }));
+    await expect(alice.send(big)).rejects.toMatchObject({ code: ErrorCode.VALUE_TOO_LARGE });
+    await expect(s.put(big)).rejects.toMatchObject({ code: ErrorCode.VALUE_TOO_LARGE });
+    expect("big" in alice).toBe(false);
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer.dict.has("big")).toBe(false);
+    expect(await peer.pipes["default"].size()).toBe(0);
+    expect(await s.queues["default"].size()).toBe(0);
+  });
+
+  test("a key over the limit: LimitError KEY_TOO_LARGE", async () => {
+    const alice = await client(uniqueSpace("limits"), "alice");
+    const key = "k".repeat(Limits.MAX_KEY_BYTES + 1);
+    expect(() => (alice[key] = 1)).toThrow(expect.objectContaining({ code: ErrorCode.KEY_TOO_LARGE }));
+    expect(alice.dict.size).toBe(0);
+  });
+
+  test("keys per dict: the key past the limit is refused, the dict keeps its 20", async () => {
+    const space = uniqueSpace("limits");
+    const alice = await client(space, "alice");
+    for (let i = 0; i < 20; i++) alice[`k${i}`] = i;
+    await alice.sync();
+    expect(() => (alice["one too many"] = 1)).toThrow(expect.objectContaining({ code: ErrorCode.TOO_MANY_KEYS }));
+    expect(() => alice.dict.update({ a: 1 })).toThrow(expect.objectContaining({ code: ErrorCode.TOO_MANY_KEYS }));
+    alice["k0"] = "replacing is fine";
+    await alice.sync();
+    const s = await server(space);
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer.dict.size).toBe(20);
+    expect(peer["k0"]).toBe("replacing is fine");
+  });
+
+  test("items and bytes per queue: QUEUE_FULL, and room again once items are taken", async () => {
+    const space = uniqueSpace("limits");
+    const s = await server(space);
+    for (let i = 0; i < 5; i++) await s.put(i);
+    await expect(s.put(5)).rejects.toMatchObject({ name: "LimitError", code: ErrorCode.QUEUE_FULL });
+    expect(await s.queues["default"].size()).toBe(5);
+    expect(await s.get()).toBe(0);
+    await s.put(5); // room again
+    const blob = "b".repeat(900);
+    for (let i = 0; i < 3; i++) await s.queues["bytes"].put(blob);
+    await expect(s.queues["bytes"].put(blob)).rejects.toMatchObject({ code: ErrorCode.QUEUE_FULL });
+    expect(await s.queues["bytes"].size()).toBe(3);
+  });
+
+  test("connections per space: the connection past the limit is refused with TOO_MANY_CONNECTIONS", async () => {
+    const space = uniqueSpace("limits");
+    await server(space);
+    await client(space, "a");
+    await client(space, "b");
+    await client(space, "c");
+    await expect(Client.connect(worker.url, { space, id: "d" })).rejects.toMatchObject({ name: "LimitError", code: ErrorCode.TOO_MANY_CONNECTIONS });
+  });
+});
+
+describe("limits through a raw socket (the worker enforces them whatever a client sends)", () => {
+  test("value, key, keys per dict, queue items, frame size: error replies, nothing stored, the socket goes on", async () => {
+    const space = uniqueSpace("limits-raw");
+    const socket = await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);
+    let id = 10;
+    const ask = async (frame: unknown[]) => {
+      const rid = id++;
+      socket.send([frame[0], rid, ...frame.slice(1)]);
+      return socket.reply(rid);
+    };
+
+    expect(errorOf(await ask([Op.DICT_SET, "big", encodeValue("x".repeat(1200))]))).toBe(ErrorCode.VALUE_TOO_LARGE);
+    expect(errorOf(await ask([Op.DICT_SET, "k".repeat(2000), encodeValue(1)]))).toBe(ErrorCode.KEY_TOO_LARGE);
+    expect(errorOf(await ask([Op.PUT, "queue", "q", encodeValue("x".repeat(1200))]))).toBe(ErrorCode.VALUE_TOO_LARGE);
+    for (let i = 0; i < 20; i++) expect((await ask([Op.DICT_SET, `k${i}`, encodeValue(i)]))[0]).toBe(Msg.REPLY);
+    expect(errorOf(await ask([Op.DICT_SET, "k20", encodeValue(20)]))).toBe(ErrorCode.TOO_MANY_KEYS);
+    const many = Array.from({ length: 5 }, (_, i) => [`n${i}`, encodeValue(i)]);
+    expect(errorOf(await ask([Op.DICT_UPDATE, many]))).toBe(ErrorCode.TOO_MANY_KEYS);
+    for (let i = 0; i < 5; i++) expect((await ask([Op.PUT, "queue", "q", encodeValue(i)]))[0]).toBe(Msg.REPLY);
+    expect(errorOf(await ask([Op.PUT, "queue", "q", encodeValue(5)]))).toBe(ErrorCode.QUEUE_FULL);
+
+    // a frame over the frame limit
+    const before = socket.frames.length;
+    socket.sendBytes(new Uint8Array(Limits.MAX_FRAME_BYTES + 1));
+    const answered = await new Promise<unknown[]>((resolve) => {
+      const poll = () => (socket.frames.length > before ? resolve(socket.frames[before]) : setTimeout(poll, 10));
+      poll();
+    });
+    expect(errorOf(answered)).toBe(ErrorCode.FRAME_TOO_LARGE);
+
+    // the socket still works, and only the allowed writes are stored
+    expect(await ask([Op.SIZE, "queue", "q"])).toEqual([Msg.REPLY, expect.any(Number), 5]);
+    const s = await server(space);
+    const eve = s.clients.get("eve");
+    await eve.ready;
+    expect(eve.dict.size).toBe(20);
+    expect(eve.dict.has("big")).toBe(false);
+    expect(eve.dict.has("n0")).toBe(false);
+  });
+
+  test("connections per client object", async () => {
+    const space = uniqueSpace("limits-raw");
+    for (let i = 0; i < 3; i++) await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);
+    const extra = await rawSocket(worker.url, `/v1/spaces/${space}/clients/eve/ws?role=client`);
+    sockets.push(extra);
+    expect(errorOf(await extra.hello())).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+    expect((await extra.closed).code).toBe(4029);
+  });
+});
