@@ -7,6 +7,11 @@ export interface FaultyLink {
   url: string;
   /** Destroys every open connection through the proxy; returns how many. */
   cut(): number;
+  /** An outage: cuts everything and refuses new connections until up(). */
+  down(): void;
+  up(): void;
+  /** Bytes the worker sent through the proxy so far. */
+  readonly bytesDown: number;
   /** Connections open now. */
   readonly open: number;
   close(): Promise<void>;
@@ -15,8 +20,15 @@ export interface FaultyLink {
 export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
   const target = new URL(targetUrl);
   const pairs = new Set<[Socket, Socket]>();
+  let isDown = false;
+  let bytesDown = 0;
   const server = createServer((incoming) => {
+    if (isDown) {
+      incoming.resetAndDestroy();
+      return;
+    }
     const outgoing = connect(Number(target.port), target.hostname);
+    outgoing.on("data", (chunk: Buffer) => (bytesDown += chunk.length));
     const pair: [Socket, Socket] = [incoming, outgoing];
     pairs.add(pair);
     const drop = () => {
@@ -43,6 +55,16 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
   return {
     url: `http://127.0.0.1:${port}`,
     cut,
+    down() {
+      isDown = true;
+      cut();
+    },
+    up() {
+      isDown = false;
+    },
+    get bytesDown() {
+      return bytesDown;
+    },
     get open() {
       return pairs.size;
     },

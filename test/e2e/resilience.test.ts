@@ -1,0 +1,158 @@
+// Networks drop and workers restart: handles reconnect by themselves and
+// nothing is lost — offline writes, waits, durable state.
+import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { afterEach, describe, expect, test } from "vitest";
+import { Client, Server } from "sharevars";
+import { handles } from "../helpers/handles.js";
+import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
+import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+
+const open = handles();
+const randomBytes = (n: number) => new Uint8Array(nodeRandomBytes(n));
+const links: FaultyLink[] = [];
+const workers: LocalWorker[] = [];
+afterEach(async () => {
+  await Promise.all(links.splice(0).map((link) => link.close()));
+  await Promise.all(workers.splice(0).map((worker) => worker.stop("SIGKILL")));
+});
+
+async function link() {
+  const l = await faultyLink(workerUrl());
+  links.push(l);
+  return l;
+}
+
+describe("reconnect and resume", () => {
+  test("status goes connecting → open across an outage, and close() stops reconnecting", async () => {
+    const space = uniqueSpace("resume");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const seen: string[] = [];
+    client.on("status", (status) => seen.push(status));
+    l.down();
+    await until(() => client.status === "connecting", { what: "connecting" });
+    l.up();
+    await until(() => client.status === "open", { what: "open again" });
+    await client.close();
+    expect(client.status).toBe("closed");
+    expect(seen).toEqual(expect.arrayContaining(["connecting", "open", "closed"]));
+    expect(seen.indexOf("connecting")).toBeLessThan(seen.lastIndexOf("open"));
+  });
+
+  test("writes made while offline are kept and applied in order; sync() waits across the outage", async () => {
+    const space = uniqueSpace("resume");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    const seenByServer: number[] = [];
+    peer.on("change", ({ key, value }) => key === "counter" && seenByServer.push(value as number));
+
+    l.down();
+    await until(() => client.status === "connecting");
+    for (let i = 1; i <= 50; i++) client["counter"] = i; // offline: visible locally at once
+    client.globals["offline"] = "yes";
+    expect(client["counter"]).toBe(50);
+    const synced = client.sync();
+    l.up();
+    await synced;
+
+    await until(() => peer["counter"] === 50, { what: "the offline writes on the server" });
+    expect(seenByServer).toEqual([...Array(50).keys()].map((i) => i + 1)); // every write, in order
+    expect(server["offline"]).toBe("yes");
+  });
+
+  test("a get() waiting across a dropped connection still gets its item, once", async () => {
+    const space = uniqueSpace("resume");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const server = await open.server(space);
+    const waiting = client.globals.get();
+    const waitingLocal = client.get();
+    await client.globals.queues["default"].size(); // the GETs have reached the objects
+    l.down();
+    await until(() => client.status === "connecting");
+    await server.put("while you were away");
+    await server.clients.get("alice").put("local, while away");
+    l.up();
+    expect(await waiting).toBe("while you were away");
+    expect(await waitingLocal).toBe("local, while away");
+    await expect(server.get({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  test("resume sends only what changed since the replica's version, not a full snapshot", async () => {
+    const space = uniqueSpace("resume");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    // Random bytes: WebSocket compression must not hide the size of a snapshot.
+    peer.dict.update(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`key${i}`, randomBytes(1000)])));
+    await peer.sync();
+    await until(() => client.dict.size === 300, { what: "the client replica" });
+
+    // The size of a full snapshot, for comparison: a second client loads it through the proxy.
+    const before = l.bytesDown;
+    const other = await Client.connect(l.url, { space, id: "alice" });
+    const fullSnapshot = l.bytesDown - before;
+    await other.close({ flushTimeout: 0 });
+
+    l.down();
+    await until(() => client.status === "connecting");
+    peer["key7"] = "changed while away";
+    await peer.sync();
+    const atReconnect = l.bytesDown;
+    l.up();
+    await until(() => client["key7"] === "changed while away", { what: "the change after resume" });
+    await until(() => client.status === "open");
+    const resumed = l.bytesDown - atReconnect;
+
+    if (process.env.SHOW_BYTES) console.log({ fullSnapshot, resumed });
+    expect(fullSnapshot).toBeGreaterThan(300 * 1000);
+    expect(resumed).toBeLessThan(20_000); // handshakes and one changed key, on both sockets
+    expect(client.dict.size).toBe(300);
+  });
+});
+
+describe("hard restart", () => {
+  test("killing the worker (SIGKILL) and starting it on the same state loses nothing; handles carry on", async () => {
+    const first = await startWorker();
+    workers.push(first);
+    const space = uniqueSpace("restart");
+    const client = await Client.connect(first.url, { space, id: "alice" });
+    const server = await Server.connect(first.url, { space, token: SERVER_TOKEN });
+    try {
+      client["kept"] = { n: 1 };
+      client.globals["global kept"] = [1, 2, 3];
+      for (let i = 0; i < 20; i++) await client.globals.put(i);
+      await client.send("in the pipe");
+      await client.sync();
+      const pending = server.clients.get("alice").recv(); // waits across the restart
+
+      await first.stop("SIGKILL");
+      await until(() => client.status === "connecting" && server.status === "connecting", { what: "both handles to notice" });
+      client["written while down"] = true; // kept and sent after the restart
+
+      const second = await startWorker({ persistTo: first.persistTo, port: first.port });
+      workers.push(second);
+      await until(() => client.status === "open" && server.status === "open", { timeout: 30_000, what: "both handles to reconnect" });
+      await client.sync();
+
+      expect(await pending).toBe("in the pipe");
+      const peer = server.clients.get("alice");
+      await peer.ready;
+      expect(peer["kept"]).toEqual({ n: 1 });
+      expect(peer["written while down"]).toBe(true);
+      expect(server["global kept"]).toEqual([1, 2, 3]);
+      const items: number[] = [];
+      for (let i = 0; i < 20; i++) items.push(await server.get({ timeout: 5000 }));
+      expect(items).toEqual([...Array(20).keys()]);
+    } finally {
+      await client.close({ flushTimeout: 0 });
+      await server.close({ flushTimeout: 0 });
+    }
+  });
+});
