@@ -12,6 +12,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 export interface LocalWorker {
   url: string;
   port: number;
+  /** The wrangler process, leader of the process group that includes workerd. */
+  pid: number;
   persistTo: string;
   /** Everything wrangler printed so far. */
   output(): string;
@@ -79,6 +81,7 @@ export async function startWorker(options: StartOptions = {}): Promise<LocalWork
   return {
     url,
     port,
+    pid: child.pid!,
     persistTo,
     output: () => output,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
