@@ -5,9 +5,9 @@
 // once and every replica converged, then prints throughput, p50/p99 latency
 // and the worker's peak memory.
 //   npm run loadtest -- [--clients 500] [--seconds 60]
-import { readFileSync, readdirSync } from "node:fs";
 import { Client, Server } from "sharevars";
 import { startWorker, SERVER_TOKEN } from "../test/helpers/worker.ts";
+import { workerdPeakMiB } from "./memory.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,23 +18,6 @@ const SECONDS = arg("seconds", 60);
 
 type Kind = "dict write" | "queue put" | "queue get" | "pipe round trip";
 const latencies: Record<Kind, number[]> = { "dict write": [], "queue put": [], "queue get": [], "pipe round trip": [] };
-
-/** Peak resident memory (VmHWM) of the workerd processes in the worker's process group, in MiB. */
-function workerdPeakMiB(groupLeader: number): number {
-  let peak = 0;
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (pgid !== groupLeader || !stat.includes("(workerd)")) continue;
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return peak;
-}
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 

@@ -1,0 +1,19 @@
+// Peak resident memory of the local worker: the VmHWM of the workerd
+// processes in the wrangler process group (Linux /proc).
+import { readFileSync, readdirSync } from "node:fs";
+
+export function workerdPeakMiB(groupLeader: number): number {
+  let peak = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgid !== groupLeader || !stat.includes("(workerd)")) continue;
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return peak;
+}
