@@ -6,7 +6,6 @@ import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { combinedStatus, dictConnection, flush } from "./wiring.js";
 import { Emitter } from "./emitter.js";
-import { decodeJwt } from "jose";
 import { checkName, type Role } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
@@ -24,13 +23,24 @@ export interface ClientOptions {
 
 type HandleEvents = { change: [ChangeEvent]; status: [Status] };
 
+/**
+ * The subject of a JWT, unverified: the library only needs it to address the
+ * client's object; the worker verifies the token. (Hand-written rather than
+ * jose's decodeJwt: jose adds 0.7 KB gzipped to a browser bundle budgeted at 20 KB.)
+ */
+function tokenSubject(token: string): unknown {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  const bytes = Uint8Array.from(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes)).sub;
+}
+
 /** The client id: given, or (token mode) the subject of the token. The worker verifies the token. */
 function clientIdOf(options: ClientOptions): string {
   if (options?.token === undefined) return options?.id as string;
   if (typeof options.token !== "string") throw new TypeError("token must be a string");
   let subject: unknown;
   try {
-    subject = decodeJwt(options.token).sub;
+    subject = tokenSubject(options.token);
   } catch {
     throw new TypeError("token is not a client token (a JWT from server.issueClientToken)");
   }
