@@ -97,14 +97,14 @@ export class Fifo {
   /** Leases the first item `receiver` may take, or returns null. */
   take(fifo: string, receiver: Receiver, now = Date.now()): Item | null {
     const row = this.#sql.exec<{ seq: number; value: ArrayBuffer }>(
-      `SELECT seq, value FROM fifo_items
-       WHERE fifo = ? AND lease IS NULL AND (held_until IS NULL OR held_until <= ? OR session = ?)
-       ORDER BY seq LIMIT 1`,
-      fifo, now, receiver.session,
+      `UPDATE fifo_items SET lease = ?1, session = ?2, held_until = NULL
+       WHERE seq = (SELECT seq FROM fifo_items
+                    WHERE fifo = ?3 AND lease IS NULL AND (held_until IS NULL OR held_until <= ?4 OR session = ?2)
+                    ORDER BY seq LIMIT 1)
+       RETURNING seq, value`,
+      receiver.socket, receiver.session, fifo, now,
     ).toArray()[0];
-    if (!row) return null;
-    this.#sql.exec("UPDATE fifo_items SET lease = ?, session = ?, held_until = NULL WHERE seq = ?", receiver.socket, receiver.session, row.seq);
-    return { seq: row.seq, value: new Uint8Array(row.value) };
+    return row ? { seq: row.seq, value: new Uint8Array(row.value) } : null;
   }
 
   /** Registers a receiver waiting on `fifo` for request `request`. */
@@ -185,23 +185,29 @@ export class Fifo {
     const deliveries: Delivery[] = [];
     // Items held for a reconnecting session can only go to that session's waiter:
     // without any, the first waiter that finds nothing ends the round.
-    const anyHeld = this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
-    const waiters = this.#sql.exec<{ id: number; socket: string; session: string; request: number }>(
-      "SELECT id, socket, session, request FROM fifo_waiters WHERE fifo = ? ORDER BY id", fifo,
-    ).toArray();
-    for (const waiter of waiters) {
-      if (!isOpen(waiter.socket)) {
+    let anyHeld: boolean | undefined;
+    let after = 0;
+    for (;;) {
+      // Waiters in pages, so that a put with hundreds waiting reads only the first few.
+      const waiters = this.#sql.exec<{ id: number; socket: string; session: string; request: number }>(
+        "SELECT id, socket, session, request FROM fifo_waiters WHERE fifo = ? AND id > ? ORDER BY id LIMIT 16", fifo, after,
+      ).toArray();
+      if (waiters.length === 0) return deliveries;
+      for (const waiter of waiters) {
+        after = waiter.id;
+        if (!isOpen(waiter.socket)) {
+          this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
+          continue;
+        }
+        const item = this.take(fifo, waiter, now);
+        if (!item) {
+          anyHeld ??= this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
+          if (anyHeld) continue;
+          return deliveries;
+        }
         this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
-        continue;
+        deliveries.push({ socket: waiter.socket, request: waiter.request, item });
       }
-      const item = this.take(fifo, waiter, now);
-      if (!item) {
-        if (anyHeld) continue;
-        break;
-      }
-      this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
-      deliveries.push({ socket: waiter.socket, request: waiter.request, item });
     }
-    return deliveries;
   }
 }
