@@ -1,0 +1,87 @@
+// The client library runs unchanged in a real browser: a page imports the
+// built library, connects as a client, and shares a dict key, a pipe message
+// and a global-queue item with a Node server handle.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { Browser } from "playwright-core";
+import { handles } from "../helpers/handles.js";
+import { hasChromium, launchChromium, serveStatic } from "../helpers/browser.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const open = handles();
+// CI installs Debian's chromium (.ci/run); only a local run without it skips.
+const run = hasChromium || process.env.CI ? describe : describe.skip;
+
+let browser: Browser;
+let site: { url: string; close(): Promise<void> };
+beforeAll(async () => {
+  if (!hasChromium && !process.env.CI) return;
+  // The page loads the built package (dist/, through package.json exports) bundled for the browser.
+  const dir = mkdtempSync(join(tmpdir(), "sharevars-page-"));
+  await build({ stdin: { contents: 'export * from "sharevars";', resolveDir: ROOT }, bundle: true, format: "esm", platform: "browser", outfile: join(dir, "sharevars.js"), logLevel: "silent" });
+  writeFileSync(join(dir, "index.html"), `<!doctype html><meta charset="utf-8"><title>sharevars in a browser</title>
+<script type="module">
+  import * as sharevars from "./sharevars.js";
+  window.sharevars = sharevars;
+  window.loaded = true;
+</script>`);
+  site = await serveStatic(dir);
+  browser = await launchChromium();
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+run("in a browser (Debian chromium, headless)", () => {
+  test("a page shares a dict key, a pipe message and a global-queue item with a Node server", async () => {
+    const space = uniqueSpace("browser");
+    const server = await open.server(space);
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(String(error)));
+    await page.goto(site.url + "/");
+    await page.waitForFunction(() => (window as any).loaded === true);
+
+    // the page connects as a client and writes its dict
+    await page.evaluate(async ({ url, space }) => {
+      const { Client } = (window as any).sharevars;
+      const client = await Client.connect(url, { space, id: "browser" });
+      (window as any).client = client;
+      client["from the browser"] = { ok: true, when: new Date(0), bytes: new Uint8Array([1, 2, 3]) };
+      client.globals["seen by all"] = "hello from chromium";
+      await client.sync();
+    }, { url: workerUrl(), space });
+
+    await until(() => server.clients.length === 1, { what: "the browser client" });
+    const peer = server.clients[0];
+    expect(peer.id).toBe("browser");
+    await peer.ready;
+    expect(peer["from the browser"]).toEqual({ ok: true, when: new Date(0), bytes: new Uint8Array([1, 2, 3]) });
+    expect(server["seen by all"]).toBe("hello from chromium");
+
+    // a pipe message both ways
+    peer["from node"] = 256;
+    await peer.send("What's your name?");
+    const answer = await page.evaluate(async () => {
+      const client = (window as any).client;
+      const question = await client.recv({ timeout: 10_000 });
+      await client.send(`${question} — I am a browser.`);
+      return { question, dictValue: client["from node"] };
+    });
+    expect(answer).toEqual({ question: "What's your name?", dictValue: 256 });
+    expect(await peer.recv({ timeout: 10_000 })).toBe("What's your name? — I am a browser.");
+
+    // a global-queue item
+    await page.evaluate(() => (window as any).client.globals.queues["jobs"].put({ from: "browser", n: 1n }));
+    expect(await server.queues["jobs"].get({ timeout: 10_000 })).toEqual({ from: "browser", n: 1n });
+
+    await page.evaluate(() => (window as any).client.close());
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
