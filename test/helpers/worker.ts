@@ -38,6 +38,8 @@ export interface StartOptions {
   persistTo?: string;
   port?: number;
   vars?: Record<string, string>;
+  /** Pass no variables at all, as a deployed worker without secrets would run. */
+  asDeployed?: boolean;
   /** Another wrangler config (the benchmark's). */
   config?: string;
 }
@@ -46,7 +48,7 @@ export async function startWorker(options: StartOptions = {}): Promise<LocalWork
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "sharevars-state-"));
-  const vars = { SERVER_TOKEN, CLIENT_AUTH: "open", ...options.vars };
+  const vars = options.asDeployed ? {} : { SERVER_TOKEN, CLIENT_AUTH: "open", ...options.vars };
   const args = [
     "dev", ...(options.config ? ["--config", options.config] : []), "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo, "--show-interactive-dev-session=false", "--log-level", "warn",
