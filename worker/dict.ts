@@ -65,6 +65,30 @@ export class VersionedDict {
     this.#sql.exec("INSERT INTO dict_meta (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = excluded.n", name, n);
   }
 
+  /** The encoded value of `key`, or null. */
+  read(key: string): Uint8Array | null {
+    const row = this.#sql.exec<{ value: ArrayBuffer }>("SELECT value FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray()[0];
+    return row ? new Uint8Array(row.value) : null;
+  }
+
+  /**
+   * Live entries with keys after `after`, in key order: at most `limit` of
+   * them and about `maxBytes` of values (at least one). `more`: others follow.
+   */
+  page(after: string, limit: number, maxBytes: number): { entries: [string, Uint8Array][]; more: boolean } {
+    const entries: [string, Uint8Array][] = [];
+    let bytes = 0;
+    const rows = this.#sql.exec<{ key: string; value: ArrayBuffer }>(
+      "SELECT key, value FROM dict WHERE key > ? AND value IS NOT NULL ORDER BY key LIMIT ?", after, limit + 1,
+    );
+    for (const row of rows) {
+      if (entries.length === limit || (entries.length > 0 && bytes + row.value.byteLength > maxBytes)) return { entries, more: true };
+      entries.push([row.key, new Uint8Array(row.value)]);
+      bytes += row.value.byteLength;
+    }
+    return { entries, more: false };
+  }
+
   #isLive(key: string): boolean {
     return this.#sql.exec("SELECT 1 FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray().length > 0;
   }

@@ -60,6 +60,18 @@ export interface FifoStats {
   bytes: number;
 }
 
+/** One queue or pipe direction as the inspector lists it. */
+export interface ChannelLength {
+  /** The fifo's name: "queue:<name>", "pipe:up:<name>" (client to server) or "pipe:down:<name>". */
+  fifo: string;
+  /** Items waiting to be taken. */
+  waiting: number;
+  /** Items delivered and not yet acknowledged (or held for a receiver). */
+  delivered: number;
+  /** Receivers waiting for an item. */
+  receivers: number;
+}
+
 export class Fifo {
   #sql: SqlStorage;
   // Counts per fifo, computed from storage on first use after each wake and
@@ -89,9 +101,11 @@ export class Fifo {
     stats.bytes += value.byteLength;
   }
 
-  /** Items waiting to be taken (delivered ones are not counted). */
-  size(fifo: string): number {
-    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL", fifo).one().n;
+  /** Items waiting to be taken (delivered ones, acknowledged or not yet, and held ones are not counted). */
+  size(fifo: string, now = Date.now()): number {
+    return this.#sql.exec<{ n: number }>(
+      "SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL AND (held_until IS NULL OR held_until <= ?)", fifo, now,
+    ).one().n;
   }
 
   /** Leases the first item `receiver` may take, or returns null. */
@@ -105,6 +119,14 @@ export class Fifo {
       receiver.socket, receiver.session, fifo, now,
     ).toArray()[0];
     return row ? { seq: row.seq, value: new Uint8Array(row.value) } : null;
+  }
+
+  /**
+   * Turns the lease of item `seq` into a hold until `until`: only its session
+   * may acknowledge it meanwhile; after that it is back at the head for all.
+   */
+  hold(seq: number, until: number): void {
+    this.#sql.exec("UPDATE fifo_items SET lease = NULL, held_until = ? WHERE seq = ?", until, seq);
   }
 
   /** Registers a receiver waiting on `fifo` for request `request`. */
@@ -159,6 +181,19 @@ export class Fifo {
       "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo",
       now + RECONNECT_GRACE_MS, socket,
     ).toArray().map((row) => row.fifo).filter((fifo, i, all) => all.indexOf(fifo) === i);
+  }
+
+  /** Every fifo that holds items or has receivers waiting, by name. */
+  lengths(now = Date.now()): ChannelLength[] {
+    return this.#sql.exec<{ fifo: string; waiting: number; delivered: number; receivers: number }>(
+      `SELECT fifo, sum(waiting) AS waiting, sum(delivered) AS delivered, sum(receivers) AS receivers FROM (
+         SELECT fifo, (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS waiting,
+                NOT (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS delivered, 0 AS receivers
+         FROM fifo_items
+         UNION ALL SELECT fifo, 0, 0, 1 FROM fifo_waiters)
+       GROUP BY fifo ORDER BY fifo`,
+      now,
+    ).toArray();
   }
 
   /** Fifos that have waiting receivers. */

@@ -1,26 +1,38 @@
-// The Worker entry: routes WebSocket upgrades to the space object or to a
-// client's object. Credentials travel in the first frame (HELLO), never in a
-// URL, so they cannot end up in a request log.
+// The Worker entry: routes WebSocket upgrades and HTTP API calls to the space
+// object or to a client's object. WebSocket credentials travel in the first
+// frame (HELLO) and HTTP ones in the Authorization header — never in a URL,
+// so they cannot end up in a request log.
 //
-//   GET /                                     -> 200, names the service
-//   GET /v1/spaces/:space/ws?role=client&id=  -> space object (client role)
-//   GET /v1/spaces/:space/ws?role=server      -> space object (server role)
-//   GET /v1/spaces/:space/clients/:id/ws?role=client|server -> that client's object
+//   GET /                                           -> 200, names the service
+//   GET /v1/spaces/:space/ws?role=client&id=        -> space object (WebSocket, client role)
+//   GET /v1/spaces/:space/ws?role=server            -> space object (WebSocket, server role)
+//   GET /v1/spaces/:space/clients/:id/ws?role=...   -> that client's object (WebSocket)
+//   /v1/spaces/:space/{globals,clients,queues}/...  -> space object (HTTP API, see http.ts)
+//   /v1/spaces/:space/clients/:id/{dict,queues,pipes}/... -> that client's object (HTTP API)
+//   GET /v1/spaces/:space/inspect                   -> the live inspector page (inspector.ts)
+//   GET /v1/spaces/:space/summary                   -> what the inspector shows (server token)
+//
+// This module is also the package's `sharevars/worker` entry: an existing
+// worker mounts sharevars with `handleRequest` and exports the two classes.
 import { getServerByName } from "partyserver";
-import { PROTOCOL_VERSION, checkName } from "../client/protocol.js";
+import { ErrorCode, PROTOCOL_VERSION, checkName } from "../client/protocol.js";
+import { authorizeServer } from "./auth.js";
+import { ProtocolError } from "./errors.js";
+import { httpError, toJson } from "./http.js";
+import { inspectorPage, spaceSummary } from "./inspector.js";
 import { clientObjectName } from "./names.js";
 
 export { SpaceObject } from "./space.js";
 export { ClientObject } from "./client-object.js";
 
-const SPACE_ROUTE = /^\/v1\/spaces\/([^/]+)\/ws$/;
-const CLIENT_ROUTE = /^\/v1\/spaces\/([^/]+)\/clients\/([^/]+)\/ws$/;
+const ROUTE = /^\/v1\/spaces\/([^/]+)(?:\/clients\/([^/]+))?\/(ws|globals|clients|queues|dict|pipes|inspect|summary)(\/.*)?$/;
 
 function text(status: number, body: string): Response {
   return new Response(body + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
 
-function decode(segment: string): string | null {
+function decode(segment: string | undefined): string | null {
+  if (segment === undefined) return null;
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -28,46 +40,96 @@ function decode(segment: string): string | null {
   }
 }
 
-/** The request forwarded to an object: only the parts the object may trust. */
-function forward(request: Request, role: string, id: string | undefined): Request {
+/** The request forwarded to an object: only the parts the object may trust, and an HTTP call's own query. */
+function forward(request: Request, path: string, params: Record<string, string>, keepQuery = false): Request {
   const url = new URL(request.url);
-  url.search = "";
-  url.searchParams.set("role", role);
-  if (id !== undefined) url.searchParams.set("id", id);
+  const query = keepQuery ? new URLSearchParams(url.search) : new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) query.set(key, value);
+  url.pathname = path;
+  url.search = query.toString();
   return new Request(url, request);
+}
+
+async function websocket(request: Request, env: Env, space: string, id: string | null): Promise<Response> {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return text(426, "this route takes a WebSocket upgrade");
+  const url = new URL(request.url);
+  const role = url.searchParams.get("role") ?? "client";
+  if (role !== "client" && role !== "server") return text(400, "role is client or server");
+  if (id === null) {
+    // The space object: a client says who it is in the query (checked again at HELLO).
+    const clientId = role === "client" ? url.searchParams.get("id") : null;
+    if (role === "client") {
+      const problem = checkName(clientId, "the client id");
+      if (problem) return text(400, problem);
+    }
+    const stub = await getServerByName(env.SPACES, space);
+    return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id: clientId! } : { role }));
+  }
+  const stub = await getServerByName(env.CLIENTS, clientObjectName(space, id));
+  return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id } : { role }));
+}
+
+/** Throws unless the request carries the server token as `Authorization: Bearer <token>`. */
+async function authorizeHttp(request: Request, env: Env): Promise<void> {
+  const header = request.headers.get("authorization") ?? "";
+  await authorizeServer(env, /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, "") : undefined);
+}
+
+async function http(request: Request, env: Env, space: string, id: string | null, kind: string, rest: string): Promise<Response> {
+  const allowed = id === null ? ["globals", "clients", "queues", "summary"] : ["dict", "queues", "pipes"];
+  if (!allowed.includes(kind)) return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${new URL(request.url).pathname}`, 404);
+  try {
+    await authorizeHttp(request, env);
+  } catch (error) {
+    return httpError((error as ProtocolError).code, (error as ProtocolError).message);
+  }
+  if (kind === "summary") {
+    const offset = Number(new URL(request.url).searchParams.get("offset") ?? 0);
+    if (!Number.isInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
+    return new Response(toJson(await spaceSummary(env, space, offset)), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  }
+  const stub = id === null ? await getServerByName(env.SPACES, space) : await getServerByName(env.CLIENTS, clientObjectName(space, id));
+  return stub.fetch(forward(request, `/http/${kind === "globals" ? "dict" : kind}${rest}`, {}, true));
+}
+
+export interface MountOptions {
+  /** A path prefix the routes live under, e.g. "/sharevars" (clients then connect to https://host/sharevars). */
+  prefix?: string;
+}
+
+/**
+ * Serves a sharevars request, or returns null if `request` is not one (so an
+ * existing worker can mount sharevars next to its own routes). The worker
+ * needs the SPACES and CLIENTS Durable Object bindings (see the README).
+ */
+export async function handleRequest(request: Request, env: Env, options: MountOptions = {}): Promise<Response | null> {
+  const prefix = (options.prefix ?? "").replace(/\/+$/, "");
+  let path = new URL(request.url).pathname;
+  if (prefix) {
+    if (!path.startsWith(prefix + "/")) return null;
+    path = path.slice(prefix.length);
+  }
+  const match = ROUTE.exec(path);
+  if (!match) return null;
+  const [, rawSpace, rawId, kind, rest = ""] = match;
+  const space = decode(rawSpace);
+  const spaceError = checkName(space, "the space name");
+  if (spaceError) return text(400, spaceError);
+  const id = rawId === undefined ? null : decode(rawId);
+  if (rawId !== undefined) {
+    const idError = checkName(id, "the client id");
+    if (idError) return text(400, idError);
+  }
+  if (kind === "ws") return rest === "" ? websocket(request, env, space!, id) : text(404, "not found");
+  if (kind === "inspect") return rest === "" && id === null && request.method === "GET" ? inspectorPage(space!) : text(404, "not found");
+  return http(request, env, space!, id, kind, rest);
 }
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname === "/") {
+    if (new URL(request.url).pathname === "/") {
       return text(200, `sharevars: shared dicts, pipes and queues between one server and many clients (protocol ${PROTOCOL_VERSION})`);
     }
-    const spaceMatch = SPACE_ROUTE.exec(url.pathname);
-    const clientMatch = spaceMatch ? null : CLIENT_ROUTE.exec(url.pathname);
-    if (!spaceMatch && !clientMatch) return text(404, "not found");
-
-    const space = decode((spaceMatch ?? clientMatch)![1]);
-    const spaceError = checkName(space, "the space name");
-    if (spaceError) return text(400, spaceError);
-    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return text(426, "this route takes a WebSocket upgrade");
-
-    const role = url.searchParams.get("role") ?? "client";
-    if (role !== "client" && role !== "server") return text(400, "role is client or server");
-
-    if (spaceMatch) {
-      const id = role === "client" ? url.searchParams.get("id") : undefined;
-      if (role === "client") {
-        const idError = checkName(id, "the client id");
-        if (idError) return text(400, idError);
-      }
-      const stub = await getServerByName(env.SPACES, space!);
-      return stub.fetch(forward(request, role, id ?? undefined));
-    }
-    const id = decode(clientMatch![2]);
-    const idError = checkName(id, "the client id");
-    if (idError) return text(400, idError);
-    const stub = await getServerByName(env.CLIENTS, clientObjectName(space!, id!));
-    return stub.fetch(forward(request, role, role === "client" ? id! : undefined));
+    return (await handleRequest(request, env)) ?? text(404, "not found");
   },
 } satisfies ExportedHandler<Env>;

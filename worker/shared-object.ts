@@ -7,12 +7,14 @@ import {
   CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, checkName,
   decodeFrame, encodeFrame, type ChannelKind, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
 } from "../client/protocol.js";
-import { isWellFormedValue } from "../client/codec.js";
-import { VersionedDict, type DictWrite } from "./dict.js";
+import { decodeValue, isWellFormedValue } from "../client/codec.js";
+import { VersionedDict, type AppliedWrite, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
-import { Fifo, type Delivery } from "./fifo.js";
+import { Fifo, type ChannelLength, type Delivery } from "./fifo.js";
 import { Sessions } from "./sessions.js";
 import { limitsFor } from "./limits.js";
+import { handleHttp } from "./http.js";
+import { HttpTakes, type Taken } from "./http-takes.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
 export interface SocketState {
@@ -23,6 +25,21 @@ export interface SocketState {
 }
 
 export type Socket = Connection<SocketState>;
+
+/** The inspector's view of one object. */
+export interface ObjectSummary {
+  version: number;
+  /** Live keys in the dict. */
+  keys: number;
+  /** The first keys and their values (see `truncated`). */
+  dict: Record<string, unknown>;
+  truncated: boolean;
+  channels: ChannelLength[];
+}
+
+// The inspector shows at most this much of a dict per refresh.
+const SUMMARY_KEYS = 200;
+const SUMMARY_BYTES = 256 * 1024;
 
 const MAX_SESSION_LENGTH = 64;
 
@@ -144,22 +161,17 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       case Op.DICT_UPDATE:
         return this.#dictWrite(socket, state, id, parseDictWrite(op, frame));
       case Op.PUT: {
-        const fifo = this.#fifoName(frame[2], frame[3], state.role, "send");
+        const fifo = this.fifoName(frame[2], frame[3], state.role, "send");
         const value = frame[4];
         if (!(value instanceof Uint8Array)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "PUT takes an encoded value");
-        const limits = this.limits;
-        checkValue(value, limits);
-        const stats = this.fifo.stats(fifo);
-        if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
-          throw new ProtocolError(ErrorCode.QUEUE_FULL, `a ${frame[2]} holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
-        }
-        this.fifo.put(fifo, value);
-        this.sessions.record(state.session, id);
-        this.send(socket, [Msg.REPLY, id, null]);
-        return this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+        this.putItem(fifo, value, () => {
+          this.sessions.record(state.session, id);
+          this.send(socket, [Msg.REPLY, id, null]);
+        });
+        return;
       }
       case Op.GET: {
-        const fifo = this.#fifoName(frame[2], frame[3], state.role, "receive");
+        const fifo = this.fifoName(frame[2], frame[3], state.role, "receive");
         if (typeof frame[4] !== "boolean") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "GET takes a wait flag");
         const receiver = { socket: socket.id, session: state.session };
         const item = this.fifo.take(fifo, receiver);
@@ -173,7 +185,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       case Op.RELEASE: {
         const fifos = this.fifo.release(state.session, parseSeqs(frame[2]));
         this.send(socket, [Msg.REPLY, id, fifos.length]);
-        for (const fifo of fifos) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+        for (const fifo of fifos) this.serveWaiters(fifo);
         return;
       }
       case Op.CANCEL: {
@@ -184,10 +196,20 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         return this.send(socket, [Msg.REPLY, id, waiting]);
       }
       case Op.SIZE:
-        return this.send(socket, [Msg.REPLY, id, this.fifo.size(this.#fifoName(frame[2], frame[3], state.role, "receive"))]);
+        return this.send(socket, [Msg.REPLY, id, this.fifo.size(this.fifoName(frame[2], frame[3], state.role, "receive"))]);
       default:
         throw new ProtocolError(ErrorCode.UNKNOWN_OP, `unknown operation ${op}`);
     }
+  }
+
+  /** The HTTP API (the worker entry checked the server token). */
+  async onRequest(request: Request): Promise<Response> {
+    return handleHttp(this, request, this.httpClients());
+  }
+
+  /** What GET /clients lists (space object only). */
+  protected httpClients(): (() => unknown) | undefined {
+    return undefined;
   }
 
   async onClose(socket: Socket): Promise<void> {
@@ -195,7 +217,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (!state) return;
     const held = this.fifo.socketClosed(socket.id);
     if (held.length > 0) {
-      for (const fifo of held) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+      for (const fifo of held) this.serveWaiters(fifo);
       await this.#armHoldAlarm();
     }
     this.left(socket, state);
@@ -203,8 +225,55 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** A hold on an item ended: the waiters it kept waiting may take it now. */
   async onAlarm(): Promise<void> {
-    for (const fifo of this.fifo.waitedOn()) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+    for (const fifo of this.fifo.waitedOn()) this.serveWaiters(fifo);
     await this.#armHoldAlarm();
+  }
+
+  /**
+   * Checks and stores one item on `fifo`; `stored` runs before any waiter is
+   * served (so a put's reply precedes the deliveries it causes).
+   */
+  putItem(fifo: string, value: Uint8Array, stored?: () => void): void {
+    const limits = this.limits;
+    checkValue(value, limits);
+    const stats = this.fifo.stats(fifo);
+    if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
+      throw new ProtocolError(ErrorCode.QUEUE_FULL, `a queue or pipe holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
+    }
+    this.fifo.put(fifo, value);
+    stored?.();
+    this.serveWaiters(fifo);
+  }
+
+  /** Serves socket waiters of `fifo` first come first served, then wakes HTTP takes. */
+  serveWaiters(fifo: string): void {
+    this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+    this.#httpTakes.wake(fifo);
+  }
+
+  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm());
+
+  /** Takes the head of `fifo` for an HTTP caller (see http.ts). */
+  takeForHttp(fifo: string, waitMs: number, leaseMs: number): Promise<Taken | null> {
+    return this.#httpTakes.take(fifo, waitMs, leaseMs);
+  }
+
+  ackForHttp(fifo: string, receipt: string): boolean {
+    return this.#httpTakes.ack(fifo, receipt);
+  }
+
+  releaseForHttp(fifo: string, receipt: string): boolean {
+    const released = this.#httpTakes.release(fifo, receipt);
+    if (released) this.serveWaiters(fifo);
+    return released;
+  }
+
+  /** What the inspector shows of this object: its dict and its queues and pipes with their lengths. */
+  summary(): ObjectSummary {
+    const dict: Record<string, unknown> = {};
+    const page = this.dict.page("", SUMMARY_KEYS, SUMMARY_BYTES);
+    for (const [key, value] of page.entries) dict[key] = decodeValue(value);
+    return { version: this.dict.version, keys: this.dict.size, dict, truncated: page.more, channels: this.fifo.lengths() };
   }
 
   /** Wakes the object when the earliest hold that someone waits behind ends. */
@@ -226,7 +295,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   /** The FIFO a role sends to or receives from. A pipe is one FIFO per direction. */
-  #fifoName(kind: unknown, name: unknown, role: Role, direction: "send" | "receive"): string {
+  fifoName(kind: unknown, name: unknown, role: Role, direction: "send" | "receive"): string {
     if (kind !== "pipe" && kind !== "queue") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "a channel is a pipe or a queue");
     const bad = checkName(name, `a ${kind} name`);
     if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
@@ -270,16 +339,24 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {
-    this.dict.check(write, this.limits);
-    const applied = this.dict.apply(write);
+    const applied = this.writeDict(write, socket.id);
     this.sessions.record(state.session, id);
     this.send(socket, [Msg.REPLY, id, applied.version]);
-    if (!applied.changed) return;
-    const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
-    for (const other of this.sockets()) {
-      if (other.id !== socket.id) other.send(change);
-    }
   }
+
+  /** Checks and applies a dict write, and sends the change to every socket but `origin`. */
+  writeDict(write: DictWrite, origin?: string): AppliedWrite {
+    this.dict.check(write, this.limits);
+    const applied = this.dict.apply(write);
+    if (applied.changed) {
+      const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
+      for (const other of this.sockets()) {
+        if (other.id !== origin) other.send(change);
+      }
+    }
+    return applied;
+  }
+
 }
 
 function isRequestId(id: unknown): id is number {

@@ -56,6 +56,16 @@ export class SpaceObject extends SharedObject {
     return this.#sql().exec<{ ord: number }>("SELECT ord FROM clients WHERE id = ?", id).one().ord;
   }
 
+  protected httpClients(): () => unknown {
+    return () => {
+      const online = new Set(this.onlineClients().map(([id]) => id));
+      return this.#sql()
+        .exec<{ id: string; ord: number; first_seen: number; last_seen: number }>("SELECT id, ord, first_seen, last_seen FROM clients ORDER BY ord")
+        .toArray()
+        .map((row) => ({ id: row.id, online: online.has(row.id), order: row.ord, firstSeen: row.first_seen, lastSeen: row.last_seen }));
+    };
+  }
+
   protected helloExtras(state: SocketState): Partial<HelloResult> {
     return state.role === "server" ? { clients: this.onlineClients() } : {};
   }

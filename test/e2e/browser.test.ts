@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Browser } from "playwright-core";
 import { handles } from "../helpers/handles.js";
 import { hasChromium, launchChromium, serveStatic } from "../helpers/browser.js";
-import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const open = handles();
@@ -81,6 +81,41 @@ run("in a browser (Debian chromium, headless)", () => {
     expect(await server.queues["jobs"].get({ timeout: 10_000 })).toEqual({ from: "browser", n: 1n });
 
     await page.evaluate(() => (window as any).client.close());
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  test("the inspector page shows clients, dicts and queue lengths live, behind the server token", async () => {
+    const space = uniqueSpace("inspect");
+    const alice = await open.client(space, "alice");
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(String(error)));
+    const asked: string[] = [];
+    page.on("dialog", (dialog) => {
+      asked.push(dialog.message());
+      void dialog.accept(SERVER_TOKEN);
+    });
+    await page.goto(`${workerUrl()}/v1/spaces/${space}/inspect`);
+    await page.locator('tr[data-client="alice"]').waitFor();
+    expect(asked).toEqual([`Server token for space ${space}`]);
+    expect(await page.locator('tr[data-client="alice"]').innerText()).toContain("online");
+
+    // what a client writes appears without reloading
+    alice["var1"] = "written by alice";
+    alice.globals["test_var"] = [0, "well"];
+    await alice.queues["other_queue"].put("Call me in 5 minutes.");
+    await alice.globals.queues["news"].put(1);
+    await alice.globals.queues["news"].put(2);
+    const section = page.locator('section[data-client="alice"]');
+    await section.getByText('"written by alice"').waitFor();
+    await page.locator("#globals").getByText('[0,"well"]').waitFor();
+    const waiting = (row: ReturnType<typeof page.locator>) => row.locator("td").nth(1).innerText({ timeout: 1000 }).catch(() => "");
+    await until(async () => (await waiting(page.locator('#globals tr[data-fifo="queue:news"]'))) === "2", { what: "the news queue length" });
+    await until(async () => (await waiting(section.locator('tr[data-fifo="queue:other_queue"]'))) === "1", { what: "alice's queue length" });
+
+    await alice.close();
+    await until(async () => (await page.locator('tr[data-client="alice"]').innerText()).includes("offline"), { what: "alice offline" });
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -1,0 +1,175 @@
+// The HTTP API, object side: the same dicts and FIFOs as the WebSocket
+// protocol, for backends and scripts (curl). The worker entry has checked the
+// server token and forwards `/http/<route>`; the caller acts as the server.
+//
+//   GET    /http/dict[?after=&limit=]    the dict as one object (paged: see Sharevars-Next)
+//   GET    /http/dict/<key>              one value, 404 if absent
+//   PUT    /http/dict/<key>              set it (body: the value)
+//   DELETE /http/dict/<key>
+//   GET    /http/clients                 the space's clients        (space object)
+//   GET    /http/summary                 what the inspector shows of this object
+//   GET    /http/{queues,pipes}/<name>   { size }
+//   POST   /http/{queues,pipes}/<name>   put, or send to the client (body: the value)
+//   POST   /http/queues/<name>/get       take the head (pipes: .../recv) — see below
+//   POST   /http/{queues,pipes}/<name>/ack/<receipt>       the item leaves storage
+//   POST   /http/{queues,pipes}/<name>/release/<receipt>   the item goes back in line
+//
+// A take waits up to `?wait=` ms and answers 200 with the item or 204. The
+// item is leased, not removed: an HTTP caller that went away cannot tell us
+// so (workerd does not report it to the object), and an item taken for it
+// would be lost. So, as with a WebSocket receiver, the item leaves storage
+// when the caller acknowledges it with the receipt from the Sharevars-Receipt
+// header; unacknowledged, it returns to the head of the line after `?lease=`
+// seconds (30 by default). `?lease=0` removes it at once (at most once).
+//
+// Bodies are JSON, or CBOR with Content-Type: application/cbor (exact for
+// every shareable type); replies are CBOR when Accept asks for it.
+import { decodeValue, encodeValue } from "../client/codec.js";
+import { ErrorCode, Limits, checkKey, checkName } from "../client/protocol.js";
+import { ProtocolError } from "./errors.js";
+import type { SharedObject } from "./shared-object.js";
+
+const CBOR = "application/cbor";
+/** Longest wait of an HTTP take. */
+export const MAX_HTTP_WAIT_MS = 60_000;
+/** Default and longest lease of an item taken over HTTP, in seconds. */
+export const HTTP_LEASE_S = { default: 30, max: 3600 } as const;
+/** Most keys in one page of GET /dict. */
+const MAX_PAGE_KEYS = 1000;
+/** Most encoded value bytes in one page of GET /dict (a page holds at least one key). */
+const MAX_PAGE_BYTES = 8 * 1024 * 1024;
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  BAD_ARGUMENT: 400, BAD_VALUE: 400, BAD_FRAME: 400, UNKNOWN_OP: 404, UNAUTHORIZED: 401, FORBIDDEN: 403,
+  KEY_TOO_LARGE: 413, VALUE_TOO_LARGE: 413, FRAME_TOO_LARGE: 413, TOO_MANY_KEYS: 409, QUEUE_FULL: 409,
+};
+
+export function httpError(code: ErrorCode, message: string, status = STATUS[code] ?? 500): Response {
+  return Response.json({ error: { code, message } }, { status });
+}
+
+/** JSON for values JSON cannot hold: BigInt and non-finite numbers as strings, Map as an object, Set and bytes as arrays. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (typeof v === "bigint") return v.toString();
+    if (v instanceof Map) return Object.fromEntries(v);
+    if (v instanceof Set) return [...v];
+    if (ArrayBuffer.isView(v)) return [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
+    if (v instanceof ArrayBuffer) return [...new Uint8Array(v)];
+    if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+    if (v === undefined) return null;
+    return v;
+  });
+}
+
+function reply(request: Request, encoded: Uint8Array, headers: Record<string, string> = {}): Response {
+  if (request.headers.get("accept")?.includes(CBOR)) return new Response(encoded, { headers: { ...headers, "content-type": CBOR } });
+  return new Response(toJson(decodeValue(encoded)), { headers: { ...headers, "content-type": "application/json" } });
+}
+
+/** The request body as one encoded value, size-checked before it is read whole. */
+async function body(request: Request): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > Limits.MAX_FRAME_BYTES) throw tooLarge(declared);
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > Limits.MAX_FRAME_BYTES) throw tooLarge(bytes.byteLength);
+  if (request.headers.get("content-type")?.includes(CBOR)) return bytes; // checked by the object like any value
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new ProtocolError(ErrorCode.BAD_VALUE, "the body is not JSON (send CBOR with Content-Type: application/cbor)");
+  }
+  return encodeValue(value);
+}
+
+function tooLarge(size: number): ProtocolError {
+  return new ProtocolError(ErrorCode.FRAME_TOO_LARGE, `a request body is limited to ${Limits.MAX_FRAME_BYTES} bytes (got ${size})`);
+}
+
+function intParam(url: URL, name: string, fallback: number, max: number): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (raw === "" || !Number.isInteger(n) || n < 0 || n > max) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `${name} is an integer from 0 to ${max}`);
+  return n;
+}
+
+/** One page of the dict, in key order, after `after`. */
+function dictPage(object: SharedObject, request: Request, url: URL): Response {
+  const after = url.searchParams.get("after") ?? "";
+  const limit = intParam(url, "limit", MAX_PAGE_KEYS, MAX_PAGE_KEYS) || MAX_PAGE_KEYS;
+  const rows = object.dict.page(after, limit, MAX_PAGE_BYTES);
+  const entries: Record<string, unknown> = {};
+  for (const [key, value] of rows.entries) entries[key] = decodeValue(value);
+  const headers: Record<string, string> = rows.more ? { "sharevars-next": encodeURIComponent(rows.entries.at(-1)![0]) } : {};
+  return reply(request, encodeValue(entries), headers);
+}
+
+async function channel(object: SharedObject, request: Request, url: URL, kind: "queue" | "pipe", parts: string[]): Promise<Response> {
+  const [, name, action, receipt] = parts;
+  const method = request.method;
+  const takes = kind === "queue" ? "get" : "recv";
+  if (parts.length === 2 && method === "GET") {
+    return Response.json({ size: object.fifo.size(object.fifoName(kind, name, "server", "receive")) });
+  }
+  if (parts.length === 2 && method === "POST") {
+    object.putItem(object.fifoName(kind, name, "server", "send"), await body(request));
+    return Response.json({ ok: true });
+  }
+  if (parts.length === 3 && action === takes && method === "POST") {
+    const wait = intParam(url, "wait", 0, MAX_HTTP_WAIT_MS);
+    const lease = intParam(url, "lease", HTTP_LEASE_S.default, HTTP_LEASE_S.max);
+    const taken = await object.takeForHttp(object.fifoName(kind, name, "server", "receive"), wait, lease * 1000);
+    if (!taken) return new Response(null, { status: 204 });
+    return reply(request, taken.value, taken.receipt ? { "sharevars-receipt": taken.receipt } : {});
+  }
+  if (parts.length === 4 && (action === "ack" || action === "release") && method === "POST") {
+    const fifo = object.fifoName(kind, name, "server", "receive");
+    const done = action === "ack" ? object.ackForHttp(fifo, receipt) : object.releaseForHttp(fifo, receipt);
+    // 404: the lease had ended (the item may have gone to someone else) or the receipt is not one of ours.
+    return done ? Response.json({ ok: true }) : httpError(ErrorCode.BAD_ARGUMENT, "no item is leased with this receipt (its lease may have ended)", 404);
+  }
+  return notFound(request, url);
+}
+
+function notFound(request: Request, url: URL): Response {
+  return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname.slice("/http".length)}`, 404);
+}
+
+export async function handleHttp(object: SharedObject, request: Request, clients?: () => unknown): Promise<Response> {
+  const url = new URL(request.url);
+  const method = request.method;
+  try {
+    let parts: string[];
+    try {
+      parts = url.pathname.split("/").slice(2).map(decodeURIComponent); // after "/http"
+    } catch {
+      throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "the path is not valid percent-encoding");
+    }
+    const [what, name] = parts;
+    if (what === "dict" && parts.length === 1 && method === "GET") return dictPage(object, request, url);
+    if (what === "dict" && parts.length === 2) {
+      const bad = checkKey(name);
+      if (bad) throw new ProtocolError(bad.code, bad.message);
+      if (method === "GET") {
+        const value = object.dict.read(name);
+        return value ? reply(request, value) : httpError(ErrorCode.BAD_ARGUMENT, `no key ${JSON.stringify(name)}`, 404);
+      }
+      if (method === "PUT") return Response.json({ version: object.writeDict({ kind: "set", entries: [[name, await body(request)]] }).version });
+      if (method === "DELETE") return Response.json({ version: object.writeDict({ kind: "delete", key: name }).version });
+    }
+    if (what === "clients" && parts.length === 1 && method === "GET" && clients) return Response.json({ clients: clients() });
+    if (what === "summary" && parts.length === 1 && method === "GET") return new Response(toJson(object.summary()), { headers: { "content-type": "application/json" } });
+    if ((what === "queues" || what === "pipes") && parts.length >= 2) {
+      const bad = checkName(name, what === "queues" ? "a queue name" : "a pipe name");
+      if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
+      return await channel(object, request, url, what === "queues" ? "queue" : "pipe", parts);
+    }
+    return notFound(request, url);
+  } catch (error) {
+    if (error instanceof ProtocolError) return httpError(error.code, error.message);
+    console.error("sharevars: internal error (HTTP)", error);
+    return httpError(ErrorCode.INTERNAL, "internal error");
+  }
+}
