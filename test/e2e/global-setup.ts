@@ -15,7 +15,9 @@ declare module "vitest" {
 const ROOT = resolve(import.meta.dirname, "../..");
 
 export default async function setup(project: TestProject) {
-  execFileSync(resolve(ROOT, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: ROOT, stdio: "inherit" });
+  for (const config of ["tsconfig.build.json", "tsconfig.worker-build.json"]) {
+    execFileSync(resolve(ROOT, "node_modules/.bin/tsc"), ["-p", config], { cwd: ROOT, stdio: "inherit" });
+  }
   const worker = await startWorker();
   project.provide("workerUrl", worker.url);
   return async () => {

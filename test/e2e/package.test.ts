@@ -1,5 +1,6 @@
 // The built package works from another project: `import { Client, Server }
 // from "sharevars"` resolves through package.json "exports" to dist/.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -31,4 +32,14 @@ test("another project imports the built package and shares a variable", async ()
   const consumer = run.node(["main.js"], { URL_: workerUrl(), SPACE: uniqueSpace("package"), TOKEN: SERVER_TOKEN }, project);
   expect(await consumer.exited, consumer.output()).toBe(0);
   expect(consumer.output()).toContain("server reads 256");
+});
+
+test("npm pack holds the library (ESM, types), the worker entry and the README, and no sources or tests", () => {
+  // The global setup built dist/; --ignore-scripts keeps pack from building again.
+  const [packed] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" })) as [{ files: { path: string }[] }];
+  const files = packed.files.map((f) => f.path);
+  for (const needed of ["README.md", "package.json", "dist/index.js", "dist/index.d.ts", "dist/worker/worker/index.js", "dist/worker/worker/index.d.ts"]) {
+    expect(files).toContain(needed);
+  }
+  expect(files.filter((f) => !f.startsWith("dist/") && !["README.md", "package.json", "LICENSE"].includes(f))).toEqual([]);
 });

@@ -40,8 +40,10 @@ export interface StartOptions {
   vars?: Record<string, string>;
   /** Pass no variables at all, as a deployed worker without secrets would run. */
   asDeployed?: boolean;
-  /** Another wrangler config (the benchmark's). */
+  /** Another wrangler config (the benchmark's, a project that mounts sharevars). */
   config?: string;
+  /** The path that answers 200 once the worker is up ("/" by default). */
+  ready?: string;
 }
 
 export async function startWorker(options: StartOptions = {}): Promise<LocalWorker> {
@@ -70,7 +72,7 @@ export async function startWorker(options: StartOptions = {}): Promise<LocalWork
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
     try {
-      const response = await fetch(url + "/");
+      const response = await fetch(url + (options.ready ?? "/"));
       if (response.ok) break;
     } catch {
       // not listening yet
