@@ -107,6 +107,19 @@ describe("client tokens", () => {
     expect((await alice.reply(2)).slice(0, 3)).toEqual([Msg.ERROR, 2, ErrorCode.FORBIDDEN]);
     alice.close();
 
+    // alice's token on every HTTP route (they take the server token only)
+    const bearer = { authorization: `Bearer ${aliceToken}` };
+    const base = `${worker.url}/v1/spaces/${space}`;
+    const attempts: [string, RequestInit][] = [
+      ["/clients/bob/dict", {}], ["/clients/bob/dict/secret", {}], ["/clients/bob/dict/secret", { method: "PUT", body: '"mine"' }],
+      ["/clients/bob/queues/default/get", { method: "POST" }], ["/clients/bob/pipes/default/recv", { method: "POST" }],
+      ["/clients/alice/dict", {}], ["/globals", {}], ["/clients", {}], ["/queues/default/get", { method: "POST" }], ["/summary", {}],
+    ];
+    for (const [path, init] of attempts) {
+      const response = await fetch(base + path, { ...init, headers: bearer });
+      expect([path, response.status]).toEqual([path, 401]);
+    }
+
     // bob's state is untouched
     expect(bob["secret"]).toBe("bob's");
     expect(await bob.queues["default"].size()).toBe(1);
