@@ -23,6 +23,7 @@ const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 
 async function main() {
   const worker = await startWorker();
+  started = worker;
   const space = `load-${Date.now()}`;
   console.log(`worker on ${worker.url}; ${CLIENTS} clients for ${SECONDS} s`);
   const server = await Server.connect(worker.url, { space, token: SERVER_TOKEN });
@@ -153,4 +154,12 @@ async function main() {
   process.exit(ok ? 0 : 1);
 }
 
-await main();
+let started: Awaited<ReturnType<typeof startWorker>> | undefined;
+try {
+  await main();
+} catch (error) {
+  // A failed run still stops the worker it started.
+  console.error(error);
+  await started?.stop();
+  process.exit(1);
+}
