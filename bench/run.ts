@@ -3,12 +3,13 @@
 // baselines in the same run, prints a table with ratios, writes
 // bench-results.json, and stops what it started.
 import { gzipSync } from "node:zlib";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { build } from "esbuild";
 import { Client, Server } from "sharevars";
 import { startWorker, SERVER_TOKEN } from "../test/helpers/worker.ts";
-import { workerdPeakMiB } from "../scripts/memory.ts";
+import { resetWorkerdPeak, workerdPeakMiB } from "../scripts/memory.ts";
 
 const QUICK = process.argv.includes("--quick");
 const ROOT = resolve(import.meta.dirname, "..");
@@ -26,6 +27,34 @@ const pct = (samples: number[], p: number) => {
   const sorted = [...samples].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 };
+
+/**
+ * Runs a baseline and a scenario in alternating blocks, so that whatever else
+ * the machine does at the time weighs on both alike. Each `next` returns one
+ * sample; both warm up first.
+ */
+async function interleaved(baseline: () => Promise<number>, scenario: () => Promise<number>, count: number, block = 50): Promise<[number[], number[]]> {
+  for (let i = 0; i < N.warmup; i++) {
+    await baseline();
+    await scenario();
+  }
+  const a: number[] = [];
+  const b: number[] = [];
+  while (b.length < count) {
+    const n = Math.min(block, count - b.length);
+    for (let i = 0; i < n; i++) a.push(await baseline());
+    for (let i = 0; i < n; i++) b.push(await scenario());
+  }
+  return [a, b];
+}
+
+/** A throughput baseline measured right before and right after the scenario: their mean. */
+async function around(baseline: () => Promise<number>, scenario: () => Promise<number>): Promise<[number, number]> {
+  const before = await baseline();
+  const value = await scenario();
+  const after = await baseline();
+  return [(before + after) / 2, value];
+}
 
 // --- the bare baseline, over raw WebSockets ---
 
@@ -69,44 +98,30 @@ class Bare {
   }
 }
 
-async function bareRoundTrips(url: string, mode: number, count: number): Promise<number[]> {
-  const bare = await Bare.open(url, `rtt-${mode}-${Date.now()}`);
-  for (let i = 0; i < N.warmup; i++) await bare.roundTrip(mode);
-  const samples = [];
-  for (let i = 0; i < count; i++) samples.push(await bare.roundTrip(mode));
-  bare.close();
-  return samples;
-}
-
-async function bareBroadcast(url: string, sockets: number): Promise<number> {
+/** `sockets` bare sockets on one object; `round()` times one broadcast until the last socket has it. */
+async function bareBroadcaster(url: string, sockets: number) {
   const name = `broadcast-${sockets}-${Date.now()}`;
-  const all = await Promise.all(Array.from({ length: sockets }, () => Bare.open(url, name)));
-  const times = [];
-  for (let round = 0; round < 5; round++) {
-    const start = performance.now();
-    const arrived = all.map((b) => b.next());
-    all[0].ws.send(Uint8Array.of(2, round));
-    await Promise.all(arrived);
-    times.push(performance.now() - start);
+  const all: Bare[] = [];
+  for (let i = 0; i < sockets; i += 50) {
+    all.push(...(await Promise.all(Array.from({ length: Math.min(50, sockets - i) }, () => Bare.open(url, name)))));
   }
-  all.forEach((b) => b.close());
-  return pct(times, 50);
-}
-
-async function bareOpen(url: string, count: number): Promise<number[]> {
-  const samples = [];
-  for (let i = 0; i < count; i++) {
-    const start = performance.now();
-    const bare = await Bare.open(url, `open-${i}`);
-    samples.push(performance.now() - start);
-    bare.close();
-  }
-  return samples;
+  let round = 0;
+  return {
+    async round(): Promise<number> {
+      const start = performance.now();
+      const arrived = all.map((b) => b.next());
+      all[0].ws.send(Uint8Array.of(2, round++ & 255));
+      await Promise.all(arrived);
+      return performance.now() - start;
+    },
+    close: () => all.forEach((b) => b.close()),
+  };
 }
 
 // --- sharevars scenarios ---
 
-async function pipeRoundTrips(url: string, count: number): Promise<number[]> {
+/** A client and its server peer echoing its pipe; `trip()` is one timed round trip. */
+async function pipeEcho(url: string) {
   const space = `bench-pipe-${Date.now()}`;
   const server = await Server.connect(url, { space, token: SERVER_TOKEN });
   const client = await Client.connect(url, { space, id: "c" });
@@ -115,19 +130,23 @@ async function pipeRoundTrips(url: string, count: number): Promise<number[]> {
   const echo = (async () => {
     while (running) await peer.send(await peer.recv());
   })();
-  const samples = [];
-  for (let i = 0; i < N.warmup + count; i++) {
-    const start = performance.now();
-    await client.send(i);
-    await client.recv();
-    if (i >= N.warmup) samples.push(performance.now() - start);
-  }
-  running = false;
-  await client.send("stop");
-  await echo;
-  await client.close();
-  await server.close();
-  return samples;
+  let i = 0;
+  return {
+    async trip(): Promise<number> {
+      const start = performance.now();
+      await client.send(i++);
+      await client.recv();
+      return performance.now() - start;
+    },
+    async close() {
+      running = false;
+      await client.send("stop");
+      await client.recv();
+      await echo;
+      await client.close();
+      await server.close();
+    },
+  };
 }
 
 async function globalQueue(url: string, items: number): Promise<number> {
@@ -169,23 +188,28 @@ async function localQueue(url: string, items: number): Promise<number> {
   return rate;
 }
 
-async function dictVisibleElsewhere(url: string, count: number): Promise<number[]> {
+/** A writer and a reader client of one space; `trip()` times one global-dict write until the reader's replica has it. */
+async function dictPair(url: string) {
   const space = `bench-dict-${Date.now()}`;
   const writer = await Client.connect(url, { space, id: "writer" });
   const reader = await Client.connect(url, { space, id: "reader" });
-  const samples = [];
-  for (let i = 0; i < N.warmup + count; i++) {
-    const seen = new Promise<void>((resolve) => {
-      const off = reader.globals.on("change", ({ key }) => key === "k" && (off(), resolve()));
-    });
-    const start = performance.now();
-    writer.globals["k"] = i;
-    await seen;
-    if (i >= N.warmup) samples.push(performance.now() - start);
-  }
-  await writer.close();
-  await reader.close();
-  return samples;
+  let i = 0;
+  return {
+    async trip(): Promise<number> {
+      const value = i++;
+      const seen = new Promise<void>((resolve) => {
+        const off = reader.globals.on("change", ({ key }) => key === "k" && (off(), resolve()));
+      });
+      const start = performance.now();
+      writer.globals["k"] = value;
+      await seen;
+      return performance.now() - start;
+    },
+    async close() {
+      await writer.close();
+      await reader.close();
+    },
+  };
 }
 
 async function connectMany(url: string, space: string, count: number): Promise<Client[]> {
@@ -196,30 +220,30 @@ async function connectMany(url: string, space: string, count: number): Promise<C
   return clients;
 }
 
-async function fanOut(url: string, replicas: Client[], server: Server): Promise<number> {
-  const times = [];
-  for (let round = 0; round < 5; round++) {
-    const seen = replicas.map((c) => new Promise<void>((resolve) => {
-      const off = c.globals.on("change", ({ key }) => key === "fan" && (off(), resolve()));
-    }));
-    const start = performance.now();
-    server["fan"] = round;
-    await Promise.all(seen);
-    times.push(performance.now() - start);
-  }
-  return pct(times, 50);
+async function fanOutRound(replicas: Client[], server: Server, round: number): Promise<number> {
+  const seen = replicas.map((c) => new Promise<void>((resolve) => {
+    const off = c.globals.on("change", ({ key }) => key === "fan" && (off(), resolve()));
+  }));
+  const start = performance.now();
+  server["fan"] = round;
+  await Promise.all(seen);
+  return performance.now() - start;
 }
 
-async function connects(url: string, count: number): Promise<number[]> {
-  const space = `bench-connect-${Date.now()}`;
-  const samples = [];
-  for (let i = 0; i < count; i++) {
-    const start = performance.now();
-    const client = await Client.connect(url, { space, id: `c${i}` });
-    samples.push(performance.now() - start);
-    await client.close({ flushTimeout: 0 });
-  }
-  return samples;
+async function connectOnce(url: string, space: string, id: string): Promise<number> {
+  const start = performance.now();
+  const client = await Client.connect(url, { space, id });
+  const time = performance.now() - start;
+  await client.close({ flushTimeout: 0 });
+  return time;
+}
+
+async function bareOpenOnce(url: string, name: string): Promise<number> {
+  const start = performance.now();
+  const bare = await Bare.open(url, name);
+  const time = performance.now() - start;
+  bare.close();
+  return time;
 }
 
 async function bundleBytes(): Promise<{ minified: number; gzipped: number }> {
@@ -233,7 +257,16 @@ async function bundleBytes(): Promise<{ minified: number; gzipped: number }> {
 
 // --- run ---
 
-interface Row { scenario: string; figure: string; value: number; unit: string; baseline?: number; ratio?: number; target?: string }
+interface Row { scenario: string; figure: string; value: number; unit: string; baseline?: number; ratio?: number; target?: string; met?: boolean }
+
+/** Whether a row meets its target: "≤ 2.5×"/"≥ 0.5×" on the ratio, "≤ 20 KB" (20,000 bytes) on the value. */
+function meets(row: Row): boolean | undefined {
+  const m = /^([≤≥]) ([\d.]+) ?(×|KB)$/.exec(row.target ?? "");
+  if (!m) return undefined;
+  const x = m[3] === "KB" ? row.value : row.ratio!;
+  const limit = m[3] === "KB" ? Number(m[2]) * 1000 : Number(m[2]);
+  return m[1] === "≤" ? x <= limit : x >= limit;
+}
 
 async function main() {
   const started = Date.now();
@@ -242,31 +275,41 @@ async function main() {
   const rows: Row[] = [];
   const add = (row: Row) => {
     if (row.baseline !== undefined) row.ratio = row.value / row.baseline;
+    row.met = meets(row);
     rows.push(row);
     const ratio = row.ratio === undefined ? "" : ` = ${row.ratio.toFixed(2)}× baseline ${row.baseline!.toFixed(2)}`;
     console.log(`  ${row.scenario} — ${row.figure}: ${row.value.toFixed(2)} ${row.unit}${ratio}`);
   };
   try {
     console.log(`bench${QUICK ? " (quick)" : ""} against ${url}`);
-    const echo = await bareRoundTrips(url, 0, N.roundTrips);
-    const sqlRtt = await bareRoundTrips(url, 1, N.roundTrips);
-    const sqlBare = await Bare.open(url, `pipelined-${Date.now()}`);
-    const sqlOps = await sqlBare.pipelined(1, N.globalQueueItems);
-    sqlBare.close();
-    add({ scenario: "baseline", figure: "bare echo round trip p50", value: pct(echo, 50), unit: "ms" });
+    // Baselines run next to the scenario they are a baseline for (interleaved
+    // blocks, or right before and after): the machine is shared.
+    const echoBare = await Bare.open(url, `echo-${Date.now()}`);
+    const sqlBare = await Bare.open(url, `sql-${Date.now()}`);
+    const sqlPipelined = () => sqlBare.pipelined(1, N.globalQueueItems);
+
+    const pipe = await pipeEcho(url);
+    const [sqlRtt, pipeRtt] = await interleaved(() => sqlBare.roundTrip(1), () => pipe.trip(), N.roundTrips);
+    await pipe.close();
     add({ scenario: "baseline", figure: "bare SQL round trip p50", value: pct(sqlRtt, 50), unit: "ms" });
-    add({ scenario: "baseline", figure: "bare SQL pipelined", value: sqlOps, unit: "ops/s" });
+    add({ scenario: "pipe round trip", figure: "p50", value: pct(pipeRtt, 50), unit: "ms", baseline: pct(sqlRtt, 50), target: "≤ 2.5×" });
+    add({ scenario: "pipe round trip", figure: "p99", value: pct(pipeRtt, 99), unit: "ms", baseline: pct(sqlRtt, 99) });
 
-    const pipe = await pipeRoundTrips(url, N.roundTrips);
-    add({ scenario: "pipe round trip", figure: "p50", value: pct(pipe, 50), unit: "ms", baseline: pct(sqlRtt, 50), target: "≤ 2.5×" });
-    add({ scenario: "pipe round trip", figure: "p99", value: pct(pipe, 99), unit: "ms", baseline: pct(sqlRtt, 99) });
+    const [gqBase, gq] = await around(sqlPipelined, () => globalQueue(url, N.globalQueueItems));
+    add({ scenario: "baseline", figure: "bare SQL pipelined", value: gqBase, unit: "ops/s" });
+    add({ scenario: `global queue, 1 producer, 4 consumers, ${N.globalQueueItems} items`, figure: "throughput", value: gq, unit: "items/s", baseline: gqBase, target: "≥ 0.5×" });
+    const [lqBase, lq] = await around(sqlPipelined, () => localQueue(url, N.localQueueItems));
+    add({ scenario: "baseline", figure: "bare SQL pipelined", value: lqBase, unit: "ops/s" });
+    add({ scenario: `local queue put/get pipelined, ${N.localQueueItems} items`, figure: "throughput", value: lq, unit: "items/s", baseline: lqBase, target: "≥ 0.6×" });
 
-    add({ scenario: `global queue, 1 producer, 4 consumers, ${N.globalQueueItems} items`, figure: "throughput", value: await globalQueue(url, N.globalQueueItems), unit: "items/s", baseline: sqlOps, target: "≥ 0.5×" });
-    add({ scenario: `local queue put/get pipelined, ${N.localQueueItems} items`, figure: "throughput", value: await localQueue(url, N.localQueueItems), unit: "items/s", baseline: sqlOps, target: "≥ 0.6×" });
-
-    const dict = await dictVisibleElsewhere(url, N.roundTrips);
-    add({ scenario: "dict write visible on another replica", figure: "p50", value: pct(dict, 50), unit: "ms", baseline: pct(echo, 50), target: "≤ 1.5×" });
-    add({ scenario: "dict write visible on another replica", figure: "p99", value: pct(dict, 99), unit: "ms", baseline: pct(echo, 99) });
+    const dict = await dictPair(url);
+    const [echo, dictRtt] = await interleaved(() => echoBare.roundTrip(0), () => dict.trip(), N.roundTrips);
+    await dict.close();
+    add({ scenario: "baseline", figure: "bare echo round trip p50", value: pct(echo, 50), unit: "ms" });
+    add({ scenario: "dict write visible on another replica", figure: "p50", value: pct(dictRtt, 50), unit: "ms", baseline: pct(echo, 50), target: "≤ 1.5×" });
+    add({ scenario: "dict write visible on another replica", figure: "p99", value: pct(dictRtt, 99), unit: "ms", baseline: pct(echo, 99) });
+    echoBare.close();
+    sqlBare.close();
 
     const space = `bench-fan-${Date.now()}`;
     const server = await Server.connect(url, { space, token: SERVER_TOKEN });
@@ -274,28 +317,41 @@ async function main() {
     let idleMemory = 0;
     for (const count of N.replicas) {
       replicas.push(...(await connectMany(url, space, count - replicas.length)));
-      const baseline = await bareBroadcast(url, count);
-      add({ scenario: `global dict write visible on ${count} replicas`, figure: "time to the last", value: await fanOut(url, replicas, server), unit: "ms", baseline, target: "≤ 1.3×" });
-      if (count === 500 || QUICK) idleMemory = workerdPeakMiB(worker.pid);
+      const bare = await bareBroadcaster(url, count);
+      const rounds = QUICK ? 5 : 15;
+      const [broadcast, fan] = await interleaved(() => bare.round(), () => fanOutRound(replicas, server, Math.random()), rounds, 1);
+      bare.close();
+      add({ scenario: `global dict write visible on ${count} replicas`, figure: "time to the last (p50 of rounds)", value: pct(fan, 50), unit: "ms", baseline: pct(broadcast, 50), target: "≤ 1.3×" });
+      if (count === N.replicas.at(-1)) {
+        // The peak while only these clients stay connected and idle: the
+        // earlier scenarios' peak is reset first (Linux clear_refs).
+        await sleep(1000);
+        resetWorkerdPeak(worker.pid);
+        await sleep(3000);
+        idleMemory = workerdPeakMiB(worker.pid);
+      }
     }
     await Promise.all(replicas.map((c) => c.close({ flushTimeout: 0 })));
     await server.close();
 
-    const connectTimes = await connects(url, N.connects);
-    const opens = await bareOpen(url, N.connects);
+    const connectSpace = `bench-connect-${Date.now()}`;
+    let n = 0;
+    const [opens, connectTimes] = await interleaved(() => bareOpenOnce(url, `open-${n}`), () => connectOnce(url, connectSpace, `c${n++}`), N.connects, 10);
+    add({ scenario: "baseline", figure: "bare WebSocket open p50", value: pct(opens, 50), unit: "ms" });
     add({ scenario: "Client.connect until ready (both snapshots)", figure: "p50", value: pct(connectTimes, 50), unit: "ms", baseline: pct(opens, 50), target: "≤ 3×" });
 
     const bundle = await bundleBytes();
-    add({ scenario: 'browser bundle of import { Client } from "sharevars"', figure: "min+gzip", value: bundle.gzipped / 1024, unit: "KiB", target: "≤ 20 KB" });
-    add({ scenario: `worker memory with ${N.replicas.at(-1)} clients connected`, figure: "workerd peak RSS", value: idleMemory, unit: "MiB" });
+    add({ scenario: 'browser bundle of import { Client } from "sharevars"', figure: "min+gzip", value: bundle.gzipped, unit: "bytes", target: "≤ 20 KB" });
+    add({ scenario: `worker memory with ${N.replicas.at(-1)} idle clients connected`, figure: "workerd peak RSS", value: idleMemory, unit: "MiB" });
   } finally {
     await worker.stop();
   }
-  const results = { date: new Date().toISOString(), quick: QUICK, node: process.version, seconds: (Date.now() - started) / 1000, rows };
+  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? "unknown", load: loadavg().map((l) => Number(l.toFixed(2))) };
+  const results = { date: new Date().toISOString(), quick: QUICK, node: process.version, machine, seconds: (Date.now() - started) / 1000, rows };
   writeFileSync(resolve(ROOT, "bench-results.json"), JSON.stringify(results, null, 2) + "\n");
-  console.log("\n| scenario | figure | value | baseline | ratio | target |\n|---|---|---|---|---|---|");
+  console.log("\n| scenario | figure | value | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.scenario} | ${r.figure} | ${r.value.toFixed(2)} ${r.unit} | ${r.baseline?.toFixed(2) ?? "—"} | ${r.ratio ? r.ratio.toFixed(2) + "×" : "—"} | ${r.target ?? "—"} |`);
+    console.log(`| ${r.scenario} | ${r.figure} | ${r.value.toFixed(2)} ${r.unit} | ${r.baseline?.toFixed(2) ?? "—"} | ${r.ratio ? r.ratio.toFixed(2) + "×" : "—"} | ${r.target ?? "—"} | ${r.met === undefined ? "—" : r.met ? "yes" : "no"} |`);
   }
   console.log(`\nwrote bench-results.json in ${results.seconds.toFixed(0)} s`);
   process.exit(0);

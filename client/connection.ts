@@ -8,6 +8,10 @@
 // replayed GET cannot receive an item this handle already has), then the
 // rest in id order. Writes the object had already applied (id <= lastSeq)
 // are settled instead of sent twice.
+//
+// Requests made in one turn leave together: one BATCH message (one storage
+// transaction on the object) instead of one message each. Acknowledgements
+// wait for the next request to ride along with, or for a timer.
 import ReconnectingWebSocket from "partysocket/ws";
 import {
   CloseCode, DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
@@ -67,6 +71,8 @@ export class Connection {
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
   #acks: number[] = [];
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #outbox: Uint8Array<ArrayBuffer>[] = [];
   #closedWith: SharevarsError | null = null;
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
@@ -124,12 +130,37 @@ export class Connection {
     }
     return new Promise((resolve, reject) => {
       this.#inflight.set(id, { frame, kind, resolve, reject });
-      if (this.#isReady) this.#socket.send(frame);
+      if (this.#isReady && this.#outbox.push(frame) === 1) queueMicrotask(() => this.#flush());
     });
   }
 
   close(): void {
+    // What this handle asked for so far still leaves, acknowledgements included.
+    if (this.#isReady) {
+      this.#drainAcks();
+      this.#flush();
+    }
     this.#fail(new ClosedError());
+  }
+
+  /** Sends the requests of this turn: alone, or as BATCH messages; pending acks go first. */
+  #flush(): void {
+    if (this.#acks.length > 0) this.#drainAcks();
+    const frames = this.#outbox;
+    if (frames.length === 0) return;
+    this.#outbox = [];
+    if (!this.#isReady) return; // still in #inflight: sent again after the next HELLO
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i <= frames.length; i++) {
+      const size = i < frames.length ? frames[i].byteLength : 0;
+      if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
+        this.#socket.send(i - start === 1 ? frames[start] : encodeFrame([Op.BATCH, 0, frames.slice(start, i)]));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
   }
 
   #setStatus(status: Status): void {
@@ -142,6 +173,9 @@ export class Connection {
     if (this.#closedWith) return;
     this.#closedWith = error;
     this.#isReady = false;
+    this.#outbox = [];
+    this.#acks = [];
+    clearTimeout(this.#ackTimer);
     this.#socket.close(1000, "closed");
     this.#settleReady.reject(error);
     for (const request of this.#inflight.values()) request.reject(error);
@@ -158,6 +192,7 @@ export class Connection {
 
   #onClose(code: number, reason: string): void {
     this.#isReady = false;
+    this.#outbox = []; // every request in it is in #inflight
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
@@ -171,9 +206,17 @@ export class Connection {
     let message: Message;
     try {
       message = decodeFrame(data) as Message;
+      if (message[0] === Msg.BATCH) {
+        for (const frame of message[1]) this.#onMessage(decodeFrame(frame) as Message);
+        return;
+      }
     } catch {
       return; // an object never sends a malformed frame; nothing to act on
     }
+    this.#onMessage(message);
+  }
+
+  #onMessage(message: Message): void {
     switch (message[0]) {
       case Msg.SNAPSHOT:
         if (message[1] === this.#helloId) this.#options.onSnapshot(message[2]);
@@ -200,6 +243,7 @@ export class Connection {
   #onHello(result: HelloResult): void {
     if (result.limits) this.#limits = result.limits;
     this.#options.onReady(result);
+    this.#drainAcks(); // not ready yet: into #inflight, replayed first just below
     this.#isReady = true;
     this.#everReady = true;
     this.#setStatus("open");
@@ -219,16 +263,26 @@ export class Connection {
     }
   }
 
-  /** Acknowledges a received item; acks are batched per microtask. */
+  /**
+   * Acknowledges a received item. Acks ride with the next requests of this
+   * handle (one message, one transaction) or leave on a timer; until then the
+   * item stays leased to this handle, so nobody else can get it.
+   */
   ack(seq: number): void {
-    this.#acks.push(seq);
-    if (this.#acks.length > 1) return;
-    queueMicrotask(() => {
-      while (this.#acks.length > 0) {
-        const batch = this.#acks.splice(0, Limits.MAX_ACK_BATCH);
-        this.request((id) => [Op.ACK, id, batch], "ack").catch(() => {});
-      }
-    });
+    if (this.#acks.push(seq) > 1) return;
+    this.#ackTimer = setTimeout(() => this.#drainAcks(), 0);
+  }
+
+  #drainAcks(): void {
+    clearTimeout(this.#ackTimer);
+    while (this.#acks.length > 0) {
+      const batch = this.#acks.splice(0, Limits.MAX_ACK_BATCH);
+      const id = this.#nextId++;
+      const frame = encodeFrame([Op.ACK, id, batch]);
+      this.#inflight.set(id, { frame, kind: "ack", resolve: () => {}, reject: () => {} });
+      // In front of this turn's requests: an ack never waits behind them.
+      if (this.#isReady && this.#outbox.unshift(frame) === 1) queueMicrotask(() => this.#flush());
+    }
   }
 
   #settle(id: number, value: unknown, error: SharevarsError | null): void {

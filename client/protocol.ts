@@ -25,6 +25,12 @@
 //   RELEASE [seq...]                ->   items received for an abandoned GET go back in line
 //   SIZE kind name                  ->   REPLY the number of items waiting
 //
+// Batches (either direction): several frames of one turn in one WebSocket message:
+//   BATCH 0 [frame...]              ->   each request served in order, as if sent alone
+//                                   <-   BATCH [frame...]: the replies and messages of one event
+// One message is one storage transaction on the object, so a batch of puts or
+// acks commits once instead of once per item; nothing is reordered.
+//
 // Tokens (space object, server role):
 //   ISSUE_TOKEN clientId ttlSeconds ->   REPLY a client token (JWT) for that id in this space
 // A pipe named n is two FIFOs, one per direction; the object picks the one a
@@ -36,6 +42,8 @@ export const PROTOCOL_VERSION = 1;
 /** Requests, client library -> object. */
 export const Op = {
   HELLO: 1,
+  /** [BATCH, 0, [encoded request frame, ...]] */
+  BATCH: 3,
   DICT_SET: 10,
   DICT_DELETE: 11,
   DICT_CLEAR: 12,
@@ -58,6 +66,8 @@ export const Msg = {
   CHANGE: 103,
   CLIENT_ONLINE: 104,
   CLIENT_OFFLINE: 105,
+  /** [BATCH, [encoded message frame, ...]] */
+  BATCH: 106,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -113,6 +123,10 @@ export const Limits = {
   MAX_CONNECTIONS_PER_SPACE: 10_000,
   /** Open connections to one client's object (that client's and servers'). */
   MAX_CONNECTIONS_PER_CLIENT: 64,
+  /** Frames in one BATCH. */
+  MAX_BATCH_FRAMES: 1000,
+  /** Bytes a sender puts in one BATCH (a frame over it travels alone). */
+  BATCH_BYTES: 256 * 1024,
   /** Sequence numbers in one ACK or RELEASE. */
   MAX_ACK_BATCH: 1000,
   /** Entries in one DICT_UPDATE. */
@@ -174,6 +188,7 @@ export type WireEntry = [key: string, value: Uint8Array | null];
 
 export type Request =
   | [typeof Op.HELLO, number, Hello]
+  | [typeof Op.BATCH, 0, Uint8Array[]]
   | [typeof Op.DICT_SET, number, string, Uint8Array]
   | [typeof Op.DICT_DELETE, number, string]
   | [typeof Op.DICT_CLEAR, number]
@@ -192,7 +207,8 @@ export type Message =
   | [typeof Msg.SNAPSHOT, number, WireEntry[]]
   | [typeof Msg.CHANGE, number, WireEntry[], boolean]
   | [typeof Msg.CLIENT_ONLINE, string, number]
-  | [typeof Msg.CLIENT_OFFLINE, string];
+  | [typeof Msg.CLIENT_OFFLINE, string]
+  | [typeof Msg.BATCH, Uint8Array[]];
 
 // Frames hold only arrays, maps with string keys, strings, integers, booleans,
 // null and byte strings, so a plain CBOR encoder serves them.

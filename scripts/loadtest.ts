@@ -23,6 +23,7 @@ const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 
 async function main() {
   const worker = await startWorker();
+  started = worker;
   const space = `load-${Date.now()}`;
   console.log(`worker on ${worker.url}; ${CLIENTS} clients for ${SECONDS} s`);
   const server = await Server.connect(worker.url, { space, token: SERVER_TOKEN });
@@ -48,6 +49,10 @@ async function main() {
       Array.from({ length: Math.min(50, CLIENTS - i) }, (_, j) => Client.connect(worker.url, { space, id: `c${i + j}`, connectTimeout: 60_000 })),
     );
     clients.push(...batch);
+  }
+  // The server's peer handles connect in batches too (500 at once outrun their connect timeout on a busy machine).
+  for (let i = 0; i < clients.length; i += 50) {
+    await Promise.all(clients.slice(i, i + 50).map((client) => server.clients.get(client.id).ready));
   }
   for (const client of clients) echoes.push(echo(client.id));
   console.log(`${CLIENTS} clients connected in ${((performance.now() - connectStart) / 1000).toFixed(1)} s`);
@@ -149,4 +154,12 @@ async function main() {
   process.exit(ok ? 0 : 1);
 }
 
-await main();
+let started: Awaited<ReturnType<typeof startWorker>> | undefined;
+try {
+  await main();
+} catch (error) {
+  // A failed run still stops the worker it started.
+  console.error(error);
+  await started?.stop();
+  process.exit(1);
+}

@@ -110,8 +110,43 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
   }
 
+  // While a BATCH is served, what it sends waits here and leaves as one BATCH
+  // message per socket at its end (the output gate holds it until the batch's
+  // writes are stored anyway); order per socket is kept.
+  #outbox: Map<WebSocket, Uint8Array[]> | null = null;
+
   protected send(socket: Connection, message: Message): void {
-    socket.send(encodeFrame(message));
+    this.emit(socket, encodeFrame(message));
+  }
+
+  /** Sends one encoded frame, or keeps it for the end of the batch being served. */
+  protected emit(socket: WebSocket, frame: Uint8Array): void {
+    const outbox = this.#outbox;
+    if (outbox === null) return socket.send(frame);
+    const frames = outbox.get(socket);
+    if (frames) frames.push(frame);
+    else outbox.set(socket, [frame]);
+  }
+
+  #flushOutbox(outbox: Map<WebSocket, Uint8Array[]>): void {
+    for (const [socket, frames] of outbox) {
+      if (socket.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      if (frames.length === 1) {
+        socket.send(frames[0]);
+        continue;
+      }
+      let start = 0;
+      let bytes = 0;
+      for (let i = 0; i <= frames.length; i++) {
+        const size = i < frames.length ? frames[i].byteLength : 0;
+        if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
+          socket.send(i - start === 1 ? frames[start] : encodeFrame([Msg.BATCH, frames.slice(start, i)]));
+          start = i;
+          bytes = 0;
+        }
+        bytes += size;
+      }
+    }
   }
 
   protected sendError(socket: Connection, id: number, code: ErrorCode, message: string): void {
@@ -132,6 +167,39 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     } catch {
       return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "not a CBOR frame");
     }
+    if (!Array.isArray(frame) || frame[0] !== Op.BATCH) return this.#serve(socket, frame);
+    const frames = frame[2];
+    if (!Array.isArray(frames) || frames.length > Limits.MAX_BATCH_FRAMES || !frames.every((f) => f instanceof Uint8Array)) {
+      return this.sendError(socket, 0, ErrorCode.BAD_FRAME, `a BATCH is [${Op.BATCH}, 0, [frame, ...]] with up to ${Limits.MAX_BATCH_FRAMES} encoded frames`);
+    }
+    const outer = this.#outbox === null;
+    if (outer) this.#outbox = new Map();
+    try {
+      for (const bytes of frames as Uint8Array[]) {
+        let inner: unknown;
+        try {
+          inner = decodeFrame(bytes);
+        } catch {
+          this.sendError(socket, 0, ErrorCode.BAD_FRAME, "not a CBOR frame");
+          continue;
+        }
+        if (Array.isArray(inner) && inner[0] === Op.BATCH) {
+          this.sendError(socket, 0, ErrorCode.BAD_FRAME, "a BATCH does not nest");
+          continue;
+        }
+        await this.#serve(socket, inner);
+      }
+    } finally {
+      if (outer) {
+        const outbox = this.#outbox!;
+        this.#outbox = null;
+        this.#flushOutbox(outbox);
+      }
+    }
+  }
+
+  /** Serves one decoded request frame. */
+  async #serve(socket: Socket, frame: unknown): Promise<void> {
     if (!Array.isArray(frame) || typeof frame[0] !== "number" || !isRequestId(frame[1])) {
       return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "a request is [op, id, ...arguments] with a non-negative integer id");
     }
@@ -148,7 +216,15 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         return this.sendError(socket, id, ErrorCode.INTERNAL, "internal error");
       }
       this.sendError(socket, id, error.code, error.message);
-      if (error.closeCode) socket.close(error.closeCode, error.code);
+      if (error.closeCode) {
+        // What this socket was sent in the batch so far (this error included) goes out before the close.
+        const pending = this.#outbox?.get(socket);
+        if (pending) {
+          this.#outbox!.delete(socket);
+          this.#flushOutbox(new Map([[socket, pending]]));
+        }
+        socket.close(error.closeCode, error.code);
+      }
     }
   }
 
@@ -290,7 +366,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   #deliver(deliveries: Delivery[]): void {
     for (const { socket, request, item } of deliveries) {
-      this.getConnection(socket)?.send(encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
+      const connection = this.getConnection(socket);
+      if (connection) this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
     }
   }
 
@@ -351,7 +428,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (applied.changed) {
       const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
       for (const other of this.sockets()) {
-        if (other.id !== origin) other.send(change);
+        if (other.id !== origin) this.emit(other, change);
       }
     }
     return applied;

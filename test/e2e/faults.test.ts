@@ -48,7 +48,7 @@ describe("faults", () => {
     links.push(link);
     const server = await open.server(space);
     const consumer = await open.client(space, "consumer", {}, link.url);
-    const total = 300;
+    const total = 4000; // enough items for several cuts at least 1 s apart
 
     const producing = (async () => {
       for (let i = 0; i < total; i++) await server.queues["jobs"].put(i);
@@ -105,7 +105,7 @@ describe("faults", () => {
     const server = await open.server(space);
     const client = await open.client(space, "reader", {}, link.url);
     const peer = server.clients.get("reader");
-    const total = 200;
+    const total = 2000; // enough items for several cuts at least 1 s apart
     const sending = (async () => {
       for (let i = 0; i < total; i++) await peer.send({ n: i });
     })();
