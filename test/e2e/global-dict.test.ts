@@ -43,8 +43,7 @@ describe("global shared dict", () => {
     server["from server"] = 1;
     await Promise.all([alice.sync(), server.sync()]);
     await until(() => alice.globals["from server"] === 1, { what: "the server's write on alice" });
-
-    expect(server["g"]).toBe("global");
+    await until(() => server["g"] === "global", { what: "alice's write on the server" });
     const peer = server.clients.get("alice");
     await peer.ready;
     expect(peer["g"]).toBe("local");
