@@ -141,7 +141,12 @@ export function assertShareable(value: unknown, key?: string): void {
 /** Checks and encodes one shared value. Throws TypeError for unshareable values. */
 export function encodeValue(value: unknown, key?: string): Uint8Array {
   assertShareable(value, key);
-  return valueCodec.encode(value);
+  const bytes = valueCodec.encode(value);
+  // In Node the encoder returns a Buffer, and a replica decodes byte strings
+  // as subarrays of what it holds: the writer would read its own Buffer back
+  // as a Buffer while every other side gets a Uint8Array. A plain view of the
+  // same memory keeps both sides alike (no copy).
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Decodes one shared value; throws on malformed bytes. */
