@@ -183,15 +183,22 @@ describe("values that round-trip exactly", () => {
     }
   });
 
-  test("documented normalisations: -0 reads back as 0, a Node Buffer as a Uint8Array", async () => {
+  test("documented normalisations: -0 reads back as 0, a Node Buffer as a Uint8Array (on both sides)", async () => {
     const { client, peer } = await connect("values");
     client["minus zero"] = -0;
     client["buffer"] = Buffer.from([1, 2, 3]);
     await client.sync();
     await until(() => peer.dict.has("buffer"), { what: "the values on the server" });
-    expect(Object.is(peer["minus zero"], 0)).toBe(true);
-    expect(peer["buffer"]).toBeInstanceOf(Uint8Array);
-    expect([...peer["buffer"]]).toEqual([1, 2, 3]);
+    for (const side of [client, peer]) {
+      expect(Object.is(side["minus zero"], 0)).toBe(true);
+      expect(Object.getPrototypeOf(side["buffer"])).toBe(Uint8Array.prototype);
+      expect([...side["buffer"]]).toEqual([1, 2, 3]);
+    }
+    // a plain Uint8Array stays exactly a Uint8Array
+    client["bytes"] = new Uint8Array([4]);
+    await client.sync();
+    await until(() => peer.dict.has("bytes"), { what: "the bytes on the server" });
+    expect(Object.getPrototypeOf(peer["bytes"])).toBe(Uint8Array.prototype);
   });
 });
 
