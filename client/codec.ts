@@ -36,6 +36,9 @@ const TYPED_ARRAYS: Function[] = [
   Int32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
 ];
 
+/** A UTF-16 surrogate without its pair: CBOR text is UTF-8 and cannot hold it. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 function describe(value: unknown): string {
   if (typeof value === "function") return `a function (${(value as Function).name || "anonymous"})`;
   if (typeof value === "symbol") return `a symbol (${String(value)})`;
@@ -53,23 +56,40 @@ function describe(value: unknown): string {
 export function assertShareable(value: unknown, key?: string): void {
   const seen = new Set<object>();
   const path: (string | number)[] = []; // built only to name the culprit
-  const fail = (v: unknown, why = "cannot be shared"): never => {
+  const fail = (v: unknown, why = "cannot be shared", what = describe(v)): never => {
     const where = path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
     const subject = key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
-    throw new TypeError(`${subject}${where ? ` at ${where}` : ""} is ${describe(v)}, which ${why}`);
+    throw new TypeError(`${subject}${where ? ` at ${where}` : ""} is ${what}, which ${why}`);
   };
+  const text = (s: string, what: string): void => {
+    if (LONE_SURROGATE.test(s)) fail(s, "CBOR text cannot carry (it would arrive as U+FFFD)", `${what} with a lone surrogate`);
+  };
+  const onPath = new Set<object>(); // the containers being walked: a reference to one is a cycle
   const walk = (v: unknown, depth: number): void => {
     switch (typeof v) {
-      case "string": case "number": case "boolean": case "bigint": case "undefined":
+      case "string":
+        return text(v, "a string");
+      case "number": case "boolean": case "bigint": case "undefined":
         return;
       case "function": case "symbol":
         return fail(v);
     }
     if (v === null) return;
     const obj = v as object;
-    if (seen.has(obj)) return;
+    if (seen.has(obj)) {
+      // cbor-x decodes a cycle back to an object or array, but rebuilds a Map
+      // or Set that (transitively) contains itself with empty objects in its
+      // place: refuse it rather than deliver it changed.
+      if (onPath.has(obj) && (obj instanceof Map || obj instanceof Set)) fail(obj, "cannot be shared when it contains itself", `a ${obj instanceof Map ? "Map" : "Set"}`);
+      return;
+    }
     if (depth > MAX_DEPTH) return fail(v, `is nested deeper than ${MAX_DEPTH} levels`);
     seen.add(obj);
+    onPath.add(obj);
+    walkContainer(obj, depth);
+    onPath.delete(obj);
+  };
+  const walkContainer = (obj: object, depth: number): void => {
     const proto = Object.getPrototypeOf(obj);
     if (Array.isArray(obj)) {
       if (proto !== Array.prototype) return fail(obj);
@@ -83,13 +103,17 @@ export function assertShareable(value: unknown, key?: string): void {
     if (proto === Object.prototype || proto === null) {
       if (Object.getOwnPropertySymbols(obj).length > 0) return fail(Object.getOwnPropertySymbols(obj)[0]);
       for (const name in obj) {
+        // cbor-x reads an own "__proto__" key back as "__proto_" (against prototype pollution).
+        if (name === "__proto__") fail(name, "cannot be shared as an object key (use a Map)", 'a key named "__proto__"');
+        text(name, "an object key");
         path.push(name);
         walk((obj as Record<string, unknown>)[name], depth + 1);
         path.pop();
       }
       return;
     }
-    if (obj instanceof Date || obj instanceof RegExp || obj instanceof ArrayBuffer) return;
+    if (obj instanceof RegExp) return text(obj.source, "a RegExp");
+    if (obj instanceof Date || obj instanceof ArrayBuffer) return;
     if (ArrayBuffer.isView(obj)) {
       if (TYPED_ARRAYS.some((T) => obj instanceof T)) return;
       return fail(obj);
@@ -117,7 +141,12 @@ export function assertShareable(value: unknown, key?: string): void {
 /** Checks and encodes one shared value. Throws TypeError for unshareable values. */
 export function encodeValue(value: unknown, key?: string): Uint8Array {
   assertShareable(value, key);
-  return valueCodec.encode(value);
+  const bytes = valueCodec.encode(value);
+  // In Node the encoder returns a Buffer, and a replica decodes byte strings
+  // as subarrays of what it holds: the writer would read its own Buffer back
+  // as a Buffer while every other side gets a Uint8Array. A plain view of the
+  // same memory keeps both sides alike (no copy).
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Decodes one shared value; throws on malformed bytes. */

@@ -233,6 +233,8 @@ const utf8 = new TextEncoder();
 /** Returns why `key` cannot be a dict key, or null. */
 export function checkKey(key: unknown): { code: ErrorCode; message: string } | null {
   if (typeof key !== "string") return { code: ErrorCode.BAD_ARGUMENT, message: `a dict key must be a string, not ${typeof key}` };
+  // CBOR text is UTF-8: a lone surrogate would arrive as U+FFFD, another key than the one written.
+  if (/\p{Cs}/u.test(key)) return { code: ErrorCode.BAD_ARGUMENT, message: "a dict key must not contain a lone surrogate" };
   // A string of n UTF-16 units has at most 3n UTF-8 bytes: most keys skip the encoding.
   if (key.length * 3 > Limits.MAX_KEY_BYTES && utf8.encode(key).length > Limits.MAX_KEY_BYTES) {
     return { code: ErrorCode.KEY_TOO_LARGE, message: `a dict key is limited to ${Limits.MAX_KEY_BYTES} UTF-8 bytes` };

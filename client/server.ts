@@ -6,7 +6,8 @@ import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptio
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
-import { Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
+import { AuthError } from "./errors.js";
+import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 import { combinedStatus, dictConnection, flush } from "./wiring.js";
@@ -225,7 +226,9 @@ export class Server {
   constructor(url: string, options: ServerOptions) {
     const problem = checkName(options?.space, "space");
     if (problem) throw new TypeError(problem);
-    if (typeof options.token !== "string" || options.token === "") throw new TypeError("Server.connect needs the server token ({ token })");
+    // A missing token is refused like a wrong one (AuthError, UNAUTHORIZED), without asking the worker.
+    if (options.token === undefined || options.token === "") throw new AuthError(ErrorCode.UNAUTHORIZED, "Server.connect needs the server token ({ token })");
+    if (typeof options.token !== "string") throw new TypeError("the server token must be a string");
     this.#url = url;
     this.#space = options.space;
     this.#token = options.token;

@@ -61,7 +61,8 @@ describe("reconnect and resume", () => {
 
     await until(() => peer["counter"] === 50, { what: "the offline writes on the server" });
     expect(seenByServer).toEqual([...Array(50).keys()].map((i) => i + 1)); // every write, in order
-    expect(server["offline"]).toBe("yes");
+    // The global dict lives in another object: durable once sync() resolved, on the server's replica a moment later.
+    await until(() => server["offline"] === "yes", { what: "the offline global write on the server" });
   });
 
   test("a get() waiting across a dropped connection still gets its item, once", async () => {
@@ -145,7 +146,8 @@ describe("hard restart", () => {
       const peer = server.clients.get("alice");
       await peer.ready;
       expect(peer["kept"]).toEqual({ n: 1 });
-      expect(peer["written while down"]).toBe(true);
+      // durable once client.sync() resolved; on the peer's replica (resumed on its own socket) a moment later
+      await until(() => peer["written while down"] === true, { what: "the write made while down, on the server" });
       expect(server["global kept"]).toEqual([1, 2, 3]);
       const items: number[] = [];
       for (let i = 0; i < 20; i++) items.push(await server.get({ timeout: 5000 }));
