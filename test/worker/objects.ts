@@ -24,6 +24,8 @@ export interface Target {
   server(hello?: Record<string, unknown>): Promise<ReadyWire>;
   /** An open socket of the client role that has not said HELLO. */
   raw(): Promise<Wire>;
+  /** An open socket of the server role that has not said HELLO. */
+  rawServer(): Promise<Wire>;
 }
 
 /** A fresh space object: clients and servers share its global dict and queues. */
@@ -34,6 +36,7 @@ export function spaceTarget(): Target {
     client: (id = "alice", hello) => Wire.ready(spacePath(space, "client", id), hello),
     server: (hello) => Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN, ...hello }),
     raw: () => Wire.open(spacePath(space, "client", "alice")),
+    rawServer: () => Wire.open(spacePath(space, "server")),
   };
 }
 
@@ -45,6 +48,7 @@ export function clientTarget(): Target {
     client: (_id, hello) => Wire.ready(clientPath(space, "alice", "client"), hello),
     server: (hello) => Wire.ready(clientPath(space, "alice", "server"), { token: SERVER_TOKEN, ...hello }),
     raw: () => Wire.open(clientPath(space, "alice", "client")),
+    rawServer: () => Wire.open(clientPath(space, "alice", "server")),
   };
 }
 
