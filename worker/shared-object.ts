@@ -190,6 +190,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
   }
 
+  /** Runs once per instance, before any event: leases of sockets lost in a restart are released. */
+  async onStart(): Promise<void> {
+    const held = this.fifo.reclaim((s) => this.#isOpen(s));
+    if (held.length === 0) return;
+    for (const fifo of held) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+    await this.#armHoldAlarm();
+  }
+
   async onClose(socket: Socket): Promise<void> {
     const state = socket.state;
     if (!state) return;
