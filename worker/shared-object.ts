@@ -192,7 +192,10 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Runs once per instance, before any event: leases of sockets lost in a restart are released. */
   async onStart(): Promise<void> {
-    const held = this.fifo.reclaim((s) => this.#isOpen(s));
+    // One pass over the sockets rather than a lookup per stored socket id.
+    const open = new Set<string>();
+    for (const socket of this.getConnections()) open.add(socket.id);
+    const held = this.fifo.reclaim((s) => open.has(s));
     if (held.length === 0) return;
     for (const fifo of held) this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
     await this.#armHoldAlarm();
