@@ -8,7 +8,7 @@ import { decodeValue, encodeValue } from "../../client/codec.js";
 import { VersionedDict } from "../../worker/dict.js";
 import { ProtocolError } from "../../worker/errors.js";
 import type { SharedObject } from "../../worker/shared-object.js";
-import { KINDS } from "./objects.js";
+import { KINDS, clientTarget, spaceTarget } from "./objects.js";
 import { entriesOf, type Received, type Wire } from "./wire.js";
 
 const enc = (value: unknown) => encodeValue(value);
@@ -162,8 +162,7 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
 
 describe("VersionedDict", () => {
   test("tracks size and version, and a new instance on the same storage resumes them", async () => {
-    const [, makeTarget] = KINDS[0];
-    await runInDurableObject(makeTarget().stub, (_instance: SharedObject, state) => {
+    await runInDurableObject(spaceTarget().stub, (_instance: SharedObject, state) => {
       const dict = new VersionedDict(state.storage.sql);
       dict.apply({ kind: "set", entries: [["a", enc(1)], ["b", enc(2)], ["a", enc(3)]] });
       expect([dict.size, dict.version]).toEqual([2, 1]);
@@ -182,8 +181,7 @@ describe("VersionedDict", () => {
   });
 
   test("check rejects a write over the limits and changes nothing", async () => {
-    const [, makeTarget] = KINDS[1];
-    await runInDurableObject(makeTarget().stub, (_instance: SharedObject, state) => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
       const dict = new VersionedDict(state.storage.sql);
       const limits = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 2, MAX_VALUE_BYTES: 100 };
       dict.apply({ kind: "set", entries: [["a", enc(1)]] });
