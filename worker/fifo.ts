@@ -196,6 +196,23 @@ export class Fifo {
     ).toArray();
   }
 
+  /**
+   * After the object (re)started: sockets that vanished while it was down
+   * never get a close event (a restart drops them silently), so their leases
+   * and waits are ended here as if they had closed. Returns the fifos of the
+   * items now held, like socketClosed.
+   */
+  reclaim(isOpen: (socket: string) => boolean, now = Date.now()): string[] {
+    const sockets = this.#sql.exec<{ socket: string }>(
+      "SELECT DISTINCT lease AS socket FROM fifo_items WHERE lease IS NOT NULL UNION SELECT socket FROM fifo_waiters",
+    ).toArray();
+    const fifos = new Set<string>();
+    for (const { socket } of sockets) {
+      if (!isOpen(socket)) for (const fifo of this.socketClosed(socket, now)) fifos.add(fifo);
+    }
+    return [...fifos];
+  }
+
   /** Fifos that have waiting receivers. */
   waitedOn(): string[] {
     return this.#sql.exec<{ fifo: string }>("SELECT DISTINCT fifo FROM fifo_waiters").toArray().map((row) => row.fifo);

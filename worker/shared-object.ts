@@ -288,6 +288,17 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return undefined;
   }
 
+  /** Runs once per instance, before any event: leases of sockets lost in a restart are released. */
+  async onStart(): Promise<void> {
+    // One pass over the sockets rather than a lookup per stored socket id.
+    const open = new Set<string>();
+    for (const socket of this.getConnections()) open.add(socket.id);
+    const held = this.fifo.reclaim((s) => open.has(s));
+    if (held.length === 0) return;
+    for (const fifo of held) this.serveWaiters(fifo);
+    await this.#armHoldAlarm();
+  }
+
   async onClose(socket: Socket): Promise<void> {
     const state = socket.state;
     if (!state) return;

@@ -49,6 +49,8 @@ export interface HelloReply {
 export class Wire {
   /** Every frame received so far, decoded, in arrival order. */
   readonly frames: Received[] = [];
+  /** The encoded size in bytes of each frame in `frames`, at the same index. */
+  readonly sizes: number[] = [];
   /** Resolves when the worker closes the socket. */
   readonly closed: Promise<Closed>;
   #closedWith?: Closed;
@@ -60,6 +62,7 @@ export class Wire {
       const data = event.data;
       // The worker only ever sends binary frames; a text frame would be a bug worth seeing.
       this.frames.push(typeof data === "string" ? ["TEXT", data] : (decodeFrame(data as ArrayBuffer) as Received));
+      this.sizes.push(typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength);
       this.#notify();
     });
     this.closed = new Promise((resolve) => {

@@ -1,0 +1,205 @@
+// The versioned dict of both object kinds: writes and versions, CHANGE
+// fan-out, tombstones and delta resumes, and the per-session record of the
+// last applied write. Through real sockets, and the VersionedDict class itself.
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, test } from "vitest";
+import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, type WireEntry } from "../../client/protocol.js";
+import { decodeValue, encodeValue } from "../../client/codec.js";
+import { VersionedDict } from "../../worker/dict.js";
+import { ProtocolError } from "../../worker/errors.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { KINDS, clientTarget, spaceTarget } from "./objects.js";
+import { entriesOf, type Received, type Wire } from "./wire.js";
+
+const enc = (value: unknown) => encodeValue(value);
+
+/** A CHANGE frame's entries with values decoded (null for a deletion). */
+function changeOf(frame: Received): { version: number; entries: [string, unknown][]; cleared: boolean } {
+  const entries = (frame[2] as WireEntry[]).map(([k, v]): [string, unknown] => [k, v === null ? null : decodeValue(v)]);
+  return { version: frame[1] as number, entries, cleared: frame[3] as boolean };
+}
+
+/** Waits until `wire` has `n` CHANGE frames and returns the n-th. */
+function nthChange(wire: Wire, n: number): Promise<Received> {
+  return wire.waitFor((f) => f[0] === Msg.CHANGE && wire.changes().indexOf(f) === n - 1, `CHANGE number ${n}`);
+}
+
+/** A request the object serves after everything sent before it: frames it caused have arrived. */
+async function barrier(wire: Wire): Promise<void> {
+  expect((await wire.request(Op.SIZE, "queue", "barrier"))[0]).toBe(Msg.REPLY);
+}
+
+describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
+  test("every write that changes something takes the next version; a no-op takes none", async () => {
+    const target = makeTarget();
+    const client = await target.client();
+    const server = await target.server();
+    expect(client.hello.result).toMatchObject({ version: 0, full: true });
+
+    expect(await client.set("a", enc(1))).toEqual([Msg.REPLY, expect.any(Number), 1]);
+    expect(await server.set("b", enc(2))).toEqual([Msg.REPLY, expect.any(Number), 2]);
+    expect((await client.request(Op.DICT_DELETE, "a"))[2]).toBe(3);
+    expect((await client.request(Op.DICT_DELETE, "a"))[2]).toBe(3); // already gone: no new version
+    expect((await server.request(Op.DICT_UPDATE, [["x", enc("x")], ["y", enc([1, 2])]]))[2]).toBe(4);
+    expect((await client.request(Op.DICT_CLEAR))[2]).toBe(5);
+    expect((await client.set("z", enc({ n: 26 })))[2]).toBe(6);
+
+    const late = await target.client();
+    expect(late.hello.result).toMatchObject({ version: 6, full: true });
+    expect(entriesOf(late.hello.chunks)).toEqual({ z: { n: 26 } });
+  });
+
+  test("a CHANGE goes to every other socket that said HELLO, never to the writer", async () => {
+    const target = makeTarget();
+    const writer = await target.client();
+    const others = [await target.server(), await target.client()];
+    const silent = await target.raw(); // connected, no HELLO yet
+
+    await writer.set("k", enc("v"));
+    for (const other of others) {
+      expect(changeOf(await nthChange(other, 1))).toEqual({ version: 1, entries: [["k", "v"]], cleared: false });
+    }
+    await writer.request(Op.DICT_DELETE, "k");
+    await writer.request(Op.DICT_DELETE, "k"); // changes nothing: no CHANGE either
+    await writer.request(Op.DICT_UPDATE, [["p", enc(1)], ["q", enc(2)]]);
+    await writer.request(Op.DICT_CLEAR);
+    for (const other of others) {
+      expect(changeOf(await nthChange(other, 2))).toEqual({ version: 2, entries: [["k", null]], cleared: false });
+      expect(changeOf(await nthChange(other, 3))).toEqual({ version: 3, entries: [["p", 1], ["q", 2]], cleared: false });
+      expect(changeOf(await nthChange(other, 4))).toEqual({ version: 4, entries: [], cleared: true });
+      await barrier(other);
+      expect(other.changes()).toHaveLength(4);
+    }
+    await barrier(writer);
+    expect(writer.changes()).toEqual([]);
+
+    // The socket without HELLO got nothing; its HELLO brings the current state instead.
+    const hello = await silent.hello();
+    expect(silent.changes()).toEqual([]);
+    expect(hello.result).toMatchObject({ version: 4, full: true });
+    expect(hello.chunks.flat()).toEqual([]);
+  });
+
+  test("a resume with `since` gets only later changes, deletions as tombstones", async () => {
+    const target = makeTarget();
+    const writer = await target.server();
+    await writer.request(Op.DICT_UPDATE, [["a", enc(1)], ["b", enc(2)], ["c", enc(3)]]); // v1
+    await writer.set("b", enc(20)); // v2
+    await writer.request(Op.DICT_DELETE, "c"); // v3
+    await writer.set("d", enc(4)); // v4
+
+    const delta = await target.client("alice", { since: 1 });
+    expect(delta.hello.result).toMatchObject({ version: 4, full: false });
+    // In version order, the deletion of c as a null value.
+    expect(delta.hello.chunks.flat().map(([k, v]) => [k, v === null ? null : decodeValue(v)])).toEqual([["b", 20], ["c", null], ["d", 4]]);
+
+    const current = await target.client("alice", { since: 4 });
+    expect(current.hello.result).toMatchObject({ version: 4, full: false });
+    expect(current.hello.chunks.flat()).toEqual([]);
+
+    // Without `since`, or with a version the object never reached: the live keys only.
+    for (const hello of [{}, { since: 5 }]) {
+      const full = await target.client("alice", hello);
+      expect(full.hello.result).toMatchObject({ version: 4, full: true });
+      expect(entriesOf(full.hello.chunks)).toEqual({ a: 1, b: 20, d: 4 });
+    }
+
+    // A clear reaches a resuming replica as one tombstone per key it removed.
+    await writer.request(Op.DICT_CLEAR); // v5
+    const afterClear = await target.client("alice", { since: 4 });
+    expect(afterClear.hello.result).toMatchObject({ version: 5, full: false });
+    expect(entriesOf(afterClear.hello.chunks)).toEqual({ a: null, b: null, d: null });
+  });
+
+  test("a `since` older than the tombstones kept gets a full snapshot", async () => {
+    const target = makeTarget();
+    // 20,001 keys (v1), one kept key (v2), then each of the 20,001 deleted (v3..v20003).
+    // Past 20,000 tombstones the dict keeps the newest 10,000: v10004..v20003, so its floor is v10003.
+    const keys = Array.from({ length: 20_001 }, (_, i) => `k${i}`);
+    await runInDurableObject(target.stub, (instance: SharedObject) => {
+      instance.dict.apply({ kind: "set", entries: keys.map((k) => [k, enc(0)]) });
+      instance.dict.apply({ kind: "set", entries: [["keep", enc("kept")]] });
+      for (const key of keys) instance.dict.apply({ kind: "delete", key });
+      expect(instance.dict.version).toBe(20_003);
+    });
+
+    const atFloor = await target.client("alice", { since: 10_003 });
+    expect(atFloor.hello.result).toMatchObject({ version: 20_003, full: false });
+    const tombstones = atFloor.hello.chunks.flat();
+    expect(tombstones).toHaveLength(10_000);
+    expect(tombstones.every(([, v]) => v === null)).toBe(true);
+    expect(new Set(tombstones.map(([k]) => k))).toEqual(new Set(keys.slice(10_001)));
+
+    for (const since of [10_002, 1]) {
+      const behind = await target.client("alice", { since });
+      expect(behind.hello.result).toMatchObject({ version: 20_003, full: true });
+      expect(entriesOf(behind.hello.chunks)).toEqual({ keep: "kept" });
+    }
+  });
+
+  test("each session's last applied write id is remembered for its next HELLO", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const first = await target.client("alice", { session });
+    expect(first.hello.result?.lastSeq).toBe(0);
+
+    const set = first.id();
+    first.send([Op.DICT_SET, set, "a", enc(1)]);
+    expect((await first.reply(set))[0]).toBe(Msg.REPLY);
+    const put = first.id();
+    first.send([Op.PUT, put, "queue", "default", enc("job")]);
+    expect((await first.reply(put))[0]).toBe(Msg.REPLY);
+    // Rejected writes were not applied, so they do not count.
+    const refused = await first.request(Op.DICT_SET, "x".repeat(Limits.MAX_KEY_BYTES + 1), enc(1));
+    expect(refused[2]).toBe(ErrorCode.KEY_TOO_LARGE);
+
+    const again = await target.client("alice", { session });
+    expect(again.hello.result?.lastSeq).toBe(put);
+    const other = await target.client("alice");
+    expect(other.hello.result?.lastSeq).toBe(0);
+  });
+});
+
+describe("VersionedDict", () => {
+  test("tracks size and version, and a new instance on the same storage resumes them", async () => {
+    await runInDurableObject(spaceTarget().stub, (_instance: SharedObject, state) => {
+      const dict = new VersionedDict(state.storage.sql);
+      dict.apply({ kind: "set", entries: [["a", enc(1)], ["b", enc(2)], ["a", enc(3)]] });
+      expect([dict.size, dict.version]).toEqual([2, 1]);
+      expect(dict.apply({ kind: "delete", key: "a" })).toMatchObject({ version: 2, changed: true, entries: [["a", null]] });
+      expect(dict.apply({ kind: "delete", key: "a" })).toMatchObject({ version: 2, changed: false });
+      dict.apply({ kind: "set", entries: [["a", enc(4)]] }); // a tombstone comes back to life
+      expect([dict.size, dict.version]).toEqual([2, 3]);
+      expect(dict.apply({ kind: "clear" })).toMatchObject({ version: 4, cleared: true });
+      dict.apply({ kind: "set", entries: [["c", enc(5)]] });
+
+      const woken = new VersionedDict(state.storage.sql);
+      expect([woken.size, woken.version]).toEqual([1, 5]);
+      const chunks = [...woken.snapshot()];
+      expect(entriesOf(chunks)).toEqual({ c: 5 });
+    });
+  });
+
+  test("check rejects a write over the limits and changes nothing", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const dict = new VersionedDict(state.storage.sql);
+      const limits = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 2, MAX_VALUE_BYTES: 100 };
+      dict.apply({ kind: "set", entries: [["a", enc(1)]] });
+      const codeOf = (run: () => void): string | undefined => {
+        try {
+          run();
+        } catch (error) {
+          if (error instanceof ProtocolError) return error.code;
+          throw error;
+        }
+      };
+      // Setting a live key again and one new key fits; two new keys do not.
+      expect(codeOf(() => dict.check({ kind: "set", entries: [["a", enc(2)], ["b", enc(2)], ["b", enc(3)]] }, limits))).toBeUndefined();
+      expect(codeOf(() => dict.check({ kind: "set", entries: [["b", enc(2)], ["c", enc(3)]] }, limits))).toBe(ErrorCode.TOO_MANY_KEYS);
+      expect(codeOf(() => dict.check({ kind: "set", entries: [["b", enc("x".repeat(200))]] }, limits))).toBe(ErrorCode.VALUE_TOO_LARGE);
+      expect(codeOf(() => dict.check({ kind: "set", entries: [["b", new Uint8Array([0xff])]] }, limits))).toBe(ErrorCode.BAD_VALUE);
+      expect(codeOf(() => dict.check({ kind: "delete", key: "k".repeat(Limits.MAX_KEY_BYTES + 1) }, limits))).toBe(ErrorCode.KEY_TOO_LARGE);
+      expect([dict.size, dict.version]).toEqual([1, 1]);
+    });
+  });
+});

@@ -1,0 +1,150 @@
+// A receiver's socket closes before it acknowledged an item: the item is
+// held for its session for RECONNECT_GRACE_MS (so a reconnecting handle gets
+// it exactly once), then goes back to the head of the line for everyone. The
+// hold's end is reached by moving the stored hold time into the past and
+// running the object's alarm, as the runtime would 20 s later.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, test } from "vitest";
+import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { KINDS, type Stub } from "./objects.js";
+import { ack, closeHolding, got, put, size, startGet, stillWaiting, storedItems, take } from "./channels.js";
+
+/** Ends every hold now, as if the grace period had passed. */
+function endHolds(stub: Stub): Promise<void> {
+  return runInDurableObject(stub, (_instance: SharedObject, state) => {
+    state.storage.sql.exec("UPDATE fifo_items SET held_until = ? WHERE held_until IS NOT NULL", Date.now() - 1);
+  });
+}
+
+function alarmAt(stub: Stub): Promise<number | null> {
+  return runInDurableObject(stub, (_instance: SharedObject, state) => state.storage.getAlarm());
+}
+
+describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTarget) => {
+  test("are held for the receiver's session for the grace period", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const receiver = await target.client("alice", { session });
+    const other = await target.server();
+    await put(other, "x");
+    await put(other, "y");
+    const x = (await take(receiver))!;
+    const closedAt = Date.now();
+    await closeHolding(receiver, target.stub, [x.seq]);
+
+    const [held] = await storedItems(target.stub);
+    expect(held).toMatchObject({ seq: x.seq, lease: null, session });
+    expect(held.held_until! - closedAt).toBeGreaterThanOrEqual(RECONNECT_GRACE_MS);
+    expect(held.held_until! - Date.now()).toBeLessThanOrEqual(RECONNECT_GRACE_MS);
+    // Others pass the held item by: the next one is theirs.
+    expect((await take(other))?.value).toBe("y");
+    expect(await take(other)).toBeNull();
+  });
+
+  test("the same session reconnecting gets a held item again, exactly once", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const before = await target.client("alice", { session });
+    const other = await target.server();
+    await put(other, "x");
+    const x = (await take(before))!;
+    await closeHolding(before, target.stub, [x.seq]);
+
+    const after = await target.client("alice", { session });
+    expect(await take(after)).toEqual(x); // the reply was lost with the socket: asked again, given again
+    expect(await take(after)).toBeNull();
+    expect(await ack(after, [x.seq])).toBe(1);
+    expect(await storedItems(target.stub)).toEqual([]);
+    expect(await take(other)).toBeNull();
+  });
+
+  test("the same session reconnecting may acknowledge a held item it had received", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const before = await target.client("alice", { session });
+    const other = await target.server();
+    await put(other, "x");
+    const x = (await take(before))!;
+    await closeHolding(before, target.stub, [x.seq]);
+
+    const after = await target.client("alice", { session });
+    expect(await ack(after, [x.seq])).toBe(1);
+    expect(await take(after)).toBeNull();
+    expect(await size(other)).toBe(0);
+    expect(await storedItems(target.stub)).toEqual([]);
+  });
+
+  test("a new socket of the session already waiting gets the item when the old one closes", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const old = await target.client("alice", { session });
+    const stranger = await target.server();
+    await put(stranger, "x");
+    const x = (await take(old))!;
+    // Another session waits first; the hold still gives x to the session that had it.
+    const strangerGet = startGet(stranger);
+    expect(await stillWaiting(stranger, strangerGet)).toBe(true);
+    const fresh = await target.client("alice", { session });
+    const freshGet = startGet(fresh);
+    expect(await stillWaiting(fresh, freshGet)).toBe(true);
+
+    old.close();
+    expect(await got(fresh, freshGet)).toEqual(x);
+    expect(await stillWaiting(stranger, strangerGet)).toBe(true);
+  });
+
+  test("go back to the head of the line for everyone once the hold ends", async () => {
+    const target = makeTarget();
+    const receiver = await target.client();
+    const other = await target.server();
+    for (const value of ["x", "y", "z"]) await put(other, value);
+    const x = (await take(receiver))!;
+    await closeHolding(receiver, target.stub, [x.seq]);
+    expect((await take(other))?.value).toBe("y");
+    await endHolds(target.stub);
+    expect(await take(other)).toEqual(x); // before z, its old place
+    expect((await take(other))?.value).toBe("z");
+  });
+
+  test("a GET waiting behind a hold is served by the alarm at the hold's end", async () => {
+    const target = makeTarget();
+    const receiver = await target.client();
+    const waiter = await target.server();
+    await put(waiter, "x");
+    const x = (await take(receiver))!;
+    const get = startGet(waiter);
+    expect(await stillWaiting(waiter, get)).toBe(true);
+    await closeHolding(receiver, target.stub, [x.seq]);
+
+    // The object woke itself for the moment the hold ends.
+    const [held] = await storedItems(target.stub);
+    expect(await alarmAt(target.stub)).toBe(held.held_until);
+    // Before that moment the alarm gives nothing away, and stays set.
+    expect(await runDurableObjectAlarm(target.stub)).toBe(true);
+    expect(await stillWaiting(waiter, get)).toBe(true);
+    expect(await alarmAt(target.stub)).toBe(held.held_until);
+
+    await endHolds(target.stub);
+    expect(await runDurableObjectAlarm(target.stub)).toBe(true);
+    expect(await got(waiter, get)).toEqual(x);
+    expect(await alarmAt(target.stub)).toBeNull();
+  });
+
+  test("once another receiver has it, the old session neither gets nor acknowledges it", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const before = await target.client("alice", { session });
+    const other = await target.server();
+    await put(other, "x");
+    const x = (await take(before))!;
+    await closeHolding(before, target.stub, [x.seq]);
+    await endHolds(target.stub);
+    expect(await take(other)).toEqual(x);
+
+    const after = await target.client("alice", { session });
+    expect(await take(after)).toBeNull();
+    expect(await ack(after, [x.seq])).toBe(0);
+    expect(await ack(other, [x.seq])).toBe(1);
+  });
+});

@@ -1,0 +1,103 @@
+// Storage outlives the object: after the runtime tears an instance down
+// (eviction, here with every socket closed as in a restart), a new instance
+// serves the same dict, versions, sessions and queued items from SQLite alone.
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, test } from "vitest";
+import { Op } from "../../client/protocol.js";
+import { encodeValue } from "../../client/codec.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { KINDS, dumpStorage, type Stub } from "./objects.js";
+import { entriesOf } from "./wire.js";
+import { ack, got, put, size, startGet, stillWaiting, storedItems, storedWaiters, take } from "./channels.js";
+
+const instances = new WeakSet<object>();
+
+/** Remembers the running instance; true if it is one seen before (it was not torn down). */
+function sameInstanceAsBefore(stub: Stub): Promise<boolean> {
+  return runInDurableObject(stub, (instance: SharedObject) => {
+    const seen = instances.has(instance);
+    instances.add(instance);
+    return seen;
+  });
+}
+
+describe.each(KINDS)("the %s after a restart", (_kind, makeTarget) => {
+  test("serves the same dict, version, sessions and queued items", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const writer = await target.client("alice", { session });
+    await writer.request(Op.DICT_UPDATE, [["a", encodeValue(1)], ["b", encodeValue({ deep: [1, 2] })], ["c", encodeValue("c")]]);
+    await writer.request(Op.DICT_DELETE, "c");
+    await put(writer, "first");
+    await put(writer, "second");
+    const lastWrite = writer.id();
+    writer.send([Op.DICT_SET, lastWrite, "d", encodeValue(new Date(0))]);
+    await writer.reply(lastWrite);
+    const stored = await dumpStorage(target.stub);
+    expect(await sameInstanceAsBefore(target.stub)).toBe(false);
+
+    await evictDurableObject(target.stub, { webSockets: "close" });
+    await writer.closed;
+    expect(await sameInstanceAsBefore(target.stub)).toBe(false); // a new instance
+    expect(await dumpStorage(target.stub)).toEqual(stored);
+
+    const reader = await target.client("alice", { session });
+    expect(reader.hello.result).toMatchObject({ version: 3, full: true, lastSeq: lastWrite });
+    expect(entriesOf(reader.hello.chunks)).toEqual({ a: 1, b: { deep: [1, 2] }, d: new Date(0) });
+    const resumed = await target.server({ since: 1 });
+    expect(resumed.hello.result).toMatchObject({ version: 3, full: false });
+    expect(entriesOf(resumed.hello.chunks)).toEqual({ c: null, d: new Date(0) });
+
+    expect(await size(reader)).toBe(2);
+    expect((await take(reader))?.value).toBe("first");
+    expect((await take(reader))?.value).toBe("second");
+    // Versions go on from the stored one.
+    expect((await reader.set("e", encodeValue(5)))[2]).toBe(4);
+  });
+
+  // A restart drops every socket without a close event: the new instance
+  // must release what the vanished sockets held, or those items stay leased
+  // to nobody forever (invisible to SIZE, never delivered again).
+  test("items leased to sockets lost in a restart are held for their session, then free", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const receiver = await target.client("alice", { session });
+    const waiter = await target.server();
+    await put(receiver, "x");
+    await put(receiver, "y");
+    const x = (await take(receiver))!;
+    startGet(waiter, "queue", "other"); // a wait that ends with its socket
+    await evictDurableObject(target.stub, { webSockets: "close" });
+    await Promise.all([receiver.closed, waiter.closed]);
+
+    const stranger = await target.server();
+    expect(await storedItems(target.stub)).toEqual([
+      expect.objectContaining({ seq: x.seq, lease: null, session, held_until: expect.any(Number) }),
+      expect.objectContaining({ lease: null, held_until: null }),
+    ]);
+    expect(await storedWaiters(target.stub)).toBe(0);
+    expect(await size(stranger)).toBe(1); // SIZE counts what may be taken now: x is held
+    expect((await take(stranger))?.value).toBe("y"); // x is held for alice's session
+    const back = await target.client("alice", { session });
+    expect(await take(back)).toEqual(x);
+    expect(await ack(back, [x.seq])).toBe(1);
+  });
+
+  test("an item leased to a lost socket goes to a waiting receiver once the hold ends", async () => {
+    const target = makeTarget();
+    const receiver = await target.client();
+    await put(receiver, "x");
+    const x = (await take(receiver))!;
+    await evictDurableObject(target.stub, { webSockets: "close" });
+    await receiver.closed;
+
+    const waiter = await target.server();
+    const get = startGet(waiter);
+    expect(await stillWaiting(waiter, get)).toBe(true);
+    await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
+      state.storage.sql.exec("UPDATE fifo_items SET held_until = ?", Date.now() - 1);
+    });
+    expect(await runDurableObjectAlarm(target.stub)).toBe(true);
+    expect(await got(waiter, get)).toEqual(x);
+  });
+});
