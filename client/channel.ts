@@ -13,6 +13,9 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/** How long a timed-out wait waits for the object's answer to its CANCEL before it gives up anyway. */
+const CANCEL_GRACE_MS = 5000;
+
 class ChannelEnd {
   readonly #connection: () => Connection;
   readonly #kind: ChannelKind;
@@ -70,34 +73,52 @@ class ChannelEnd {
 
     return new Promise((resolve, reject) => {
       let settled = false;
+      let timedOut: TimeoutError | null = null;
+      let cancelled = false;
+      let grace: ReturnType<typeof setTimeout> | undefined;
       const finish = () => {
         settled = true;
         clearTimeout(timer);
+        clearTimeout(grace);
         signal?.removeEventListener("abort", onAbort);
       };
-      // Giving up on a wait: the object drops the waiter, or, if the item was
+      const cancel = () => {
+        if (cancelled) return;
+        cancelled = true;
+        connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
+      };
+      // Giving up at once: the object drops the waiter, or, if the item was
       // already on its way, it comes back here and is handed back (RELEASE).
-      const abandon = (error: unknown) => {
+      const giveUp = (error: unknown) => {
         if (settled) return;
         finish();
         reject(error);
-        connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
+        cancel();
       };
-      const onAbort = () => abandon(signal!.reason);
-      const timer = timeout === undefined ? undefined : setTimeout(() => abandon(new TimeoutError(`nothing arrived on ${what} within ${timeout} ms`)), timeout);
+      const onAbort = () => giveUp(signal!.reason);
+      // A timeout asks the object first: if the item left before the CANCEL
+      // arrived, it is this wait's and is taken (the wait ends one round trip
+      // late). Handing it back instead would let a receiver whose round trip
+      // exceeds its timeout see items come and go forever and never get one.
+      // Offline, or without an answer in CANCEL_GRACE_MS, it gives up at once.
+      const onTimeout = () => {
+        const error = new TimeoutError(`nothing arrived on ${what} within ${timeout} ms`);
+        if (connection.status !== "open") return giveUp(error);
+        timedOut = error;
+        cancel();
+        grace = setTimeout(() => giveUp(error), CANCEL_GRACE_MS);
+      };
+      const timer = timeout === undefined ? undefined : setTimeout(onTimeout, timeout);
       signal?.addEventListener("abort", onAbort, { once: true });
 
       reply.then(
         (item) => {
-          if (item === null) {
-            if (!settled) abandon(new ClosedError(`the wait on ${what} was cancelled`));
-            return;
-          }
           if (settled) {
-            connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
+            if (item !== null) connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
             return;
           }
           finish();
+          if (item === null) return reject(timedOut ?? new ClosedError(`the wait on ${what} was cancelled`));
           try {
             resolve(this.#accept(connection, item));
           } catch (error) {

@@ -120,4 +120,31 @@ describe("faults", () => {
     expect(received).toEqual([...Array(total).keys()]);
     await until(() => client.status === "open", { what: "the client to reconnect" });
   });
+
+  test("a receiver whose round trip is longer than its timeout still gets every item, in order", async () => {
+    const space = uniqueSpace("slow-link");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const client = await open.client(space, "far");
+    const server = await open.server(space, link.url);
+    const peer = server.clients.get("far");
+    await peer.ready;
+    for (let i = 0; i < 5; i++) await client.send(i);
+    link.latency(250); // a round trip of 500 ms against waits of 100 ms
+
+    const received: unknown[] = [];
+    let timeouts = 0;
+    while (received.length < 5) {
+      try {
+        received.push(await peer.recv({ timeout: 100 }));
+      } catch (error) {
+        expect((error as Error).name).toBe("TimeoutError");
+        if (++timeouts > 20) break;
+      }
+    }
+    expect(received).toEqual([0, 1, 2, 3, 4]);
+    link.latency(0);
+    expect(await client.pipes["default"].size()).toBe(0);
+    await expect(peer.recv({ timeout: 100 })).rejects.toMatchObject({ name: "TimeoutError" });
+  });
 });

@@ -10,6 +10,8 @@ export interface FaultyLink {
   /** An outage: cuts everything and refuses new connections until up(). */
   down(): void;
   up(): void;
+  /** Every chunk through the proxy, either way, arrives `ms` later (a slow network). */
+  latency(ms: number): void;
   /** Bytes the worker sent through the proxy so far. */
   readonly bytesDown: number;
   /** Connections open now. */
@@ -22,6 +24,13 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
   const pairs = new Set<[Socket, Socket]>();
   let isDown = false;
   let bytesDown = 0;
+  let latency = 0;
+  // Chunks keep their order: each waits the same time, and timers of equal delay fire in order.
+  const forward = (from: Socket, to: Socket) =>
+    from.on("data", (chunk: Buffer) => {
+      if (latency === 0) to.write(chunk);
+      else setTimeout(() => to.destroyed || to.write(chunk), latency);
+    });
   const server = createServer((incoming) => {
     if (isDown) {
       incoming.resetAndDestroy();
@@ -38,8 +47,8 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
     };
     incoming.on("error", drop).on("close", drop);
     outgoing.on("error", drop).on("close", drop);
-    incoming.pipe(outgoing);
-    outgoing.pipe(incoming);
+    forward(incoming, outgoing);
+    forward(outgoing, incoming);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
@@ -61,6 +70,9 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
     },
     up() {
       isDown = false;
+    },
+    latency(ms: number) {
+      latency = ms;
     },
     get bytesDown() {
       return bytesDown;
