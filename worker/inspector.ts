@@ -7,7 +7,6 @@
 // URL). Values are shown with textContent only, so a value cannot inject markup.
 import type { ObjectSummary } from "./shared-object.js";
 import { clientObjectName } from "./names.js";
-import { getServerByName } from "partyserver";
 
 /** Clients whose dicts one summary includes (the page pages through the rest). */
 export const SUMMARY_CLIENTS = 50;
@@ -37,7 +36,7 @@ async function json<T>(response: Response): Promise<T> {
 
 /** The space object's summary and list of clients, and the summaries of one page of clients, fetched side by side. */
 export async function spaceSummary(env: Env, space: string, offset: number): Promise<SpaceSummary> {
-  const spaceStub = await getServerByName(env.SPACES, space);
+  const spaceStub = env.SPACES.getByName(space);
   const get = (stub: { fetch(r: Request): Promise<Response> }, path: string) => stub.fetch(new Request(`http://object/http/${path}`));
   const [globals, { clients }] = await Promise.all([
     json<ObjectSummary>(await get(spaceStub, "summary")),
@@ -46,7 +45,7 @@ export async function spaceSummary(env: Env, space: string, offset: number): Pro
   const page = clients.slice(offset, offset + SUMMARY_CLIENTS);
   const details: Record<string, ObjectSummary> = {};
   await Promise.all(page.map(async ({ id }) => {
-    const stub = await getServerByName(env.CLIENTS, clientObjectName(space, id));
+    const stub = env.CLIENTS.getByName(clientObjectName(space, id));
     details[id] = await json<ObjectSummary>(await get(stub, "summary"));
   }));
   return { space, at: Date.now(), globals, clients, offset, details };
