@@ -246,5 +246,7 @@ export function checkKey(key: unknown): { code: ErrorCode; message: string } | n
 export function checkName(name: unknown, what: string): string | null {
   if (typeof name !== "string" || name.length === 0) return `${what} must be a non-empty string`;
   if (utf8.encode(name).length > Limits.MAX_NAME_BYTES) return `${what} is longer than ${Limits.MAX_NAME_BYTES} bytes`;
+  // A URL path segment "." or ".." (also as %2e) is resolved away and would reach another route.
+  if (name === "." || name === "..") return `${what} cannot be "." or ".."`;
   return null;
 }

@@ -7,6 +7,8 @@ export class ProtocolError extends Error {
     message: string,
     /** Close the socket with this code after the reply (auth and version failures). */
     readonly closeCode?: number,
+    /** The HTTP status, where the code's usual one does not fit. */
+    readonly status?: number,
   ) {
     super(message);
   }

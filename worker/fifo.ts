@@ -183,16 +183,16 @@ export class Fifo {
     ).toArray().map((row) => row.fifo).filter((fifo, i, all) => all.indexOf(fifo) === i);
   }
 
-  /** Every fifo that holds items or has receivers waiting, by name. */
-  lengths(now = Date.now()): ChannelLength[] {
+  /** The first `limit` fifos (by name) that hold items or have receivers waiting. */
+  lengths(limit: number, now = Date.now()): ChannelLength[] {
     return this.#sql.exec<{ fifo: string; waiting: number; delivered: number; receivers: number }>(
       `SELECT fifo, sum(waiting) AS waiting, sum(delivered) AS delivered, sum(receivers) AS receivers FROM (
          SELECT fifo, (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS waiting,
                 NOT (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS delivered, 0 AS receivers
          FROM fifo_items
          UNION ALL SELECT fifo, 0, 0, 1 FROM fifo_waiters)
-       GROUP BY fifo ORDER BY fifo`,
-      now,
+       GROUP BY fifo ORDER BY fifo LIMIT ?2`,
+      now, limit,
     ).toArray();
   }
 

@@ -5,12 +5,6 @@
 // object awake, and a wait lost with the object took nothing.
 import type { Fifo } from "./fifo.js";
 
-export interface Taken {
-  value: Uint8Array;
-  /** What acknowledges or releases the item; absent when it left storage at once. */
-  receipt?: string;
-}
-
 export class HttpTakes {
   #waits = new Map<string, Set<() => void>>();
 
@@ -18,6 +12,8 @@ export class HttpTakes {
     private readonly fifo: () => Fifo,
     /** Called when an item became held: waiters may need waking when the hold ends. */
     private readonly held: () => Promise<void>,
+    /** Called when an item went back in line: waiters may take it. */
+    private readonly released: (fifo: string) => void,
   ) {}
 
   /** An item arrived or came back on `fifo`: the HTTP takes waiting on it look again. */
@@ -27,24 +23,34 @@ export class HttpTakes {
   }
 
   /**
-   * Takes the head of `fifo`, waiting up to `waitMs`. With a lease, the item
-   * is held for `leaseMs` and leaves storage when acknowledged; with none, it
-   * leaves at once. Returns null if nothing came.
+   * Takes the head of `fifo`, waiting up to `waitMs`, and answers with
+   * `respond(value, receipt)`. With a lease, the item is then held for
+   * `leaseMs` and leaves storage when acknowledged; with none, it leaves at
+   * once. If `respond` throws (the value cannot be shown as asked), the item
+   * goes back to its place first. Returns null if nothing came.
    */
-  async take(fifo: string, waitMs: number, leaseMs: number): Promise<Taken | null> {
+  async take(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
     const id = crypto.randomUUID();
     const receiver = { socket: "http", session: httpSession(fifo, id) };
     const deadline = Date.now() + waitMs;
     for (;;) {
       const item = this.fifo().take(fifo, receiver);
       if (item) {
+        let response: Response;
+        try {
+          response = respond(item.value, leaseMs === 0 ? undefined : `${id}.${item.seq}`);
+        } catch (error) {
+          this.fifo().release(receiver.session, [item.seq]);
+          this.released(fifo);
+          throw error;
+        }
         if (leaseMs === 0) {
           this.fifo().ack(receiver.session, [item.seq]);
-          return { value: item.value };
+        } else {
+          this.fifo().hold(item.seq, Date.now() + leaseMs);
+          await this.held();
         }
-        this.fifo().hold(item.seq, Date.now() + leaseMs);
-        await this.held();
-        return { value: item.value, receipt: `${id}.${item.seq}` };
+        return response;
       }
       const left = deadline - Date.now();
       if (left <= 0) return null;

@@ -2,11 +2,11 @@
 // protocol, for backends and scripts (curl). The worker entry has checked the
 // server token and forwards `/http/<route>`; the caller acts as the server.
 //
-//   GET    /http/dict[?after=&limit=]    the dict as one object (paged: see Sharevars-Next)
+//   GET    /http/dict[?after=&limit=]    the dict as one object, or a CBOR Map (paged: see Sharevars-Next)
 //   GET    /http/dict/<key>              one value, 404 if absent
 //   PUT    /http/dict/<key>              set it (body: the value)
 //   DELETE /http/dict/<key>
-//   GET    /http/clients                 the space's clients        (space object)
+//   GET    /http/clients[?offset=&limit=]   the space's clients, a page at a time (space object)
 //   GET    /http/summary                 what the inspector shows of this object
 //   GET    /http/{queues,pipes}/<name>   { size }
 //   POST   /http/{queues,pipes}/<name>   put, or send to the client (body: the value)
@@ -27,7 +27,8 @@
 import { decodeValue, encodeValue } from "../client/codec.js";
 import { ErrorCode, Limits, checkKey, checkName } from "../client/protocol.js";
 import { ProtocolError } from "./errors.js";
-import type { SharedObject } from "./shared-object.js";
+import { NotJsonError, toJson } from "./json.js";
+import type { ClientsPage, SharedObject } from "./shared-object.js";
 
 const CBOR = "application/cbor";
 /** Longest wait of an HTTP take. */
@@ -48,39 +49,61 @@ export function httpError(code: ErrorCode, message: string, status = STATUS[code
   return Response.json({ error: { code, message } }, { status });
 }
 
-/** JSON for values JSON cannot hold: BigInt and non-finite numbers as strings, Map as an object, Set and bytes as arrays. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => {
-    if (typeof v === "bigint") return v.toString();
-    if (v instanceof Map) return Object.fromEntries(v);
-    if (v instanceof Set) return [...v];
-    if (ArrayBuffer.isView(v)) return [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)];
-    if (v instanceof ArrayBuffer) return [...new Uint8Array(v)];
-    if (typeof v === "number" && !Number.isFinite(v)) return String(v);
-    if (v === undefined) return null;
-    return v;
-  });
-}
-
+/** The value as the caller asked: CBOR bytes as stored, or JSON (406 if it cannot be shown as JSON). */
 function reply(request: Request, encoded: Uint8Array, headers: Record<string, string> = {}): Response {
   if (request.headers.get("accept")?.includes(CBOR)) return new Response(encoded, { headers: { ...headers, "content-type": CBOR } });
-  return new Response(toJson(decodeValue(encoded)), { headers: { ...headers, "content-type": "application/json" } });
+  return json(decodeValue(encoded), headers);
 }
 
-/** The request body as one encoded value, size-checked before it is read whole. */
+function json(value: unknown, headers: Record<string, string> = {}): Response {
+  let text: string;
+  try {
+    text = toJson(value);
+  } catch (error) {
+    if (!(error instanceof NotJsonError)) throw error;
+    throw new ProtocolError(ErrorCode.BAD_VALUE, `this value cannot be shown as JSON (${error.message}); ask for CBOR with Accept: application/cbor`, undefined, 406);
+  }
+  return new Response(text, { headers: { ...headers, "content-type": "application/json" } });
+}
+
+/** The request body as one encoded value; reading stops as soon as it passes the frame limit. */
 async function body(request: Request): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? 0);
   if (declared > Limits.MAX_FRAME_BYTES) throw tooLarge(declared);
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.byteLength > Limits.MAX_FRAME_BYTES) throw tooLarge(bytes.byteLength);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > Limits.MAX_FRAME_BYTES) {
+        await reader.cancel();
+        throw tooLarge(size);
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
   if (request.headers.get("content-type")?.includes(CBOR)) return bytes; // checked by the object like any value
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
-    throw new ProtocolError(ErrorCode.BAD_VALUE, "the body is not JSON (send CBOR with Content-Type: application/cbor)");
+    throw new ProtocolError(ErrorCode.BAD_VALUE, "the body is not UTF-8 JSON (send CBOR with Content-Type: application/cbor)");
   }
-  return encodeValue(value);
+  try {
+    return encodeValue(value);
+  } catch (error) {
+    if (error instanceof TypeError) throw new ProtocolError(ErrorCode.BAD_VALUE, error.message);
+    throw error;
+  }
 }
 
 function tooLarge(size: number): ProtocolError {
@@ -95,15 +118,15 @@ function intParam(url: URL, name: string, fallback: number, max: number): number
   return n;
 }
 
-/** One page of the dict, in key order, after `after`. */
+/** One page of the dict, in key order, after `after`: a JSON object, or a CBOR Map. */
 function dictPage(object: SharedObject, request: Request, url: URL): Response {
   const after = url.searchParams.get("after") ?? "";
   const limit = intParam(url, "limit", MAX_PAGE_KEYS, MAX_PAGE_KEYS) || MAX_PAGE_KEYS;
   const rows = object.dict.page(after, limit, MAX_PAGE_BYTES);
-  const entries: Record<string, unknown> = {};
-  for (const [key, value] of rows.entries) entries[key] = decodeValue(value);
   const headers: Record<string, string> = rows.more ? { "sharevars-next": encodeURIComponent(rows.entries.at(-1)![0]) } : {};
-  return reply(request, encodeValue(entries), headers);
+  const entries = new Map(rows.entries.map(([key, value]) => [key, decodeValue(value)]));
+  if (request.headers.get("accept")?.includes(CBOR)) return new Response(encodeValue(entries), { headers: { ...headers, "content-type": CBOR } });
+  return json(entries, headers);
 }
 
 async function channel(object: SharedObject, request: Request, url: URL, kind: "queue" | "pipe", parts: string[]): Promise<Response> {
@@ -120,14 +143,15 @@ async function channel(object: SharedObject, request: Request, url: URL, kind: "
   if (parts.length === 3 && action === takes && method === "POST") {
     const wait = intParam(url, "wait", 0, MAX_HTTP_WAIT_MS);
     const lease = intParam(url, "lease", HTTP_LEASE_S.default, HTTP_LEASE_S.max);
-    const taken = await object.takeForHttp(object.fifoName(kind, name, "server", "receive"), wait, lease * 1000);
-    if (!taken) return new Response(null, { status: 204 });
-    return reply(request, taken.value, taken.receipt ? { "sharevars-receipt": taken.receipt } : {});
+    const fifo = object.fifoName(kind, name, "server", "receive");
+    const respond = (value: Uint8Array, receipt?: string) => reply(request, value, receipt ? { "sharevars-receipt": receipt } : {});
+    return (await object.takeForHttp(fifo, wait, lease * 1000, respond)) ?? new Response(null, { status: 204 });
   }
   if (parts.length === 4 && (action === "ack" || action === "release") && method === "POST") {
     const fifo = object.fifoName(kind, name, "server", "receive");
     const done = action === "ack" ? object.ackForHttp(fifo, receipt) : object.releaseForHttp(fifo, receipt);
-    // 404: the lease had ended (the item may have gone to someone else) or the receipt is not one of ours.
+    // 404: the item went to someone else after the lease ended, or the receipt is not one of ours.
+    // (Acknowledged late, while still nobody else has it, the item leaves storage as usual.)
     return done ? Response.json({ ok: true }) : httpError(ErrorCode.BAD_ARGUMENT, "no item is leased with this receipt (its lease may have ended)", 404);
   }
   return notFound(request, url);
@@ -137,7 +161,7 @@ function notFound(request: Request, url: URL): Response {
   return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname.slice("/http".length)}`, 404);
 }
 
-export async function handleHttp(object: SharedObject, request: Request, clients?: () => unknown): Promise<Response> {
+export async function handleHttp(object: SharedObject, request: Request, clients?: (offset: number, limit: number) => ClientsPage): Promise<Response> {
   const url = new URL(request.url);
   const method = request.method;
   try {
@@ -159,8 +183,10 @@ export async function handleHttp(object: SharedObject, request: Request, clients
       if (method === "PUT") return Response.json({ version: object.writeDict({ kind: "set", entries: [[name, await body(request)]] }).version });
       if (method === "DELETE") return Response.json({ version: object.writeDict({ kind: "delete", key: name }).version });
     }
-    if (what === "clients" && parts.length === 1 && method === "GET" && clients) return Response.json({ clients: clients() });
-    if (what === "summary" && parts.length === 1 && method === "GET") return new Response(toJson(object.summary()), { headers: { "content-type": "application/json" } });
+    if (what === "clients" && parts.length === 1 && method === "GET" && clients) {
+      return Response.json(clients(intParam(url, "offset", 0, Number.MAX_SAFE_INTEGER), intParam(url, "limit", MAX_PAGE_KEYS, MAX_PAGE_KEYS) || MAX_PAGE_KEYS));
+    }
+    if (what === "summary" && parts.length === 1 && method === "GET") return Response.json(object.summary());
     if ((what === "queues" || what === "pipes") && parts.length >= 2) {
       const bad = checkName(name, what === "queues" ? "a queue name" : "a pipe name");
       if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
@@ -168,7 +194,7 @@ export async function handleHttp(object: SharedObject, request: Request, clients
     }
     return notFound(request, url);
   } catch (error) {
-    if (error instanceof ProtocolError) return httpError(error.code, error.message);
+    if (error instanceof ProtocolError) return httpError(error.code, error.message, error.status);
     console.error("sharevars: internal error (HTTP)", error);
     return httpError(ErrorCode.INTERNAL, "internal error");
   }

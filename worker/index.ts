@@ -17,7 +17,8 @@
 import { ErrorCode, PROTOCOL_VERSION, checkName } from "../client/protocol.js";
 import { authorizeServer } from "./auth.js";
 import { ProtocolError } from "./errors.js";
-import { httpError, toJson } from "./http.js";
+import { httpError } from "./http.js";
+import { toJson } from "./json.js";
 import { inspectorPage, spaceSummary } from "./inspector.js";
 import { clientObjectName } from "./names.js";
 
@@ -43,14 +44,24 @@ function decode(segment: string | undefined): string | null {
   }
 }
 
-/** The request forwarded to an object: only the parts the object may trust, and an HTTP call's own query. */
-function forward(request: Request, path: string, params: Record<string, string>, keepQuery = false): Request {
+// What reaches an object: only the headers and query parameters it needs, so
+// nothing a caller adds (partyserver's own x-partykit-* headers, a `_pk`
+// connection id, ...) is taken for something the worker entry decided.
+const WEBSOCKET_HEADERS = ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"];
+const HTTP_HEADERS = ["content-type", "content-length", "accept"];
+const HTTP_QUERY = ["after", "limit", "offset", "wait", "lease"];
+
+function forward(request: Request, path: string, query: Record<string, string>, headerNames: string[]): Request {
   const url = new URL(request.url);
-  const query = keepQuery ? new URLSearchParams(url.search) : new URLSearchParams();
-  for (const [key, value] of Object.entries(params)) query.set(key, value);
   url.pathname = path;
-  url.search = query.toString();
-  return new Request(url, request);
+  url.search = new URLSearchParams(query).toString();
+  const headers = new Headers();
+  for (const name of headerNames) {
+    const value = request.headers.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  return new Request(url, { method: request.method, headers, body: hasBody ? request.body : null });
 }
 
 async function websocket(request: Request, env: Env, space: string, id: string | null): Promise<Response> {
@@ -66,10 +77,10 @@ async function websocket(request: Request, env: Env, space: string, id: string |
       if (problem) return text(400, problem);
     }
     const stub = env.SPACES.getByName(space);
-    return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id: clientId! } : { role }));
+    return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id: clientId! } : { role }, WEBSOCKET_HEADERS));
   }
   const stub = env.CLIENTS.getByName(clientObjectName(space, id));
-  return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id } : { role }));
+  return stub.fetch(forward(request, url.pathname, role === "client" ? { role, id } : { role }, WEBSOCKET_HEADERS));
 }
 
 /** Throws unless the request carries the server token as `Authorization: Bearer <token>`. */
@@ -79,20 +90,28 @@ async function authorizeHttp(request: Request, env: Env): Promise<void> {
 }
 
 async function http(request: Request, env: Env, space: string, id: string | null, kind: string, rest: string): Promise<Response> {
+  const url = new URL(request.url);
   const allowed = id === null ? ["globals", "clients", "queues", "summary"] : ["dict", "queues", "pipes"];
-  if (!allowed.includes(kind)) return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${new URL(request.url).pathname}`, 404);
+  if (!allowed.includes(kind)) return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname}`, 404);
+  if (request.headers.get("upgrade")) return httpError(ErrorCode.BAD_ARGUMENT, "WebSockets connect to .../ws", 400);
   try {
     await authorizeHttp(request, env);
   } catch (error) {
     return httpError((error as ProtocolError).code, (error as ProtocolError).message);
   }
-  if (kind === "summary") {
-    const offset = Number(new URL(request.url).searchParams.get("offset") ?? 0);
-    if (!Number.isInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
-    return new Response(toJson(await spaceSummary(env, space, offset)), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  try {
+    if (kind === "summary") {
+      const offset = Number(url.searchParams.get("offset") ?? 0);
+      if (!Number.isInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
+      return new Response(toJson(await spaceSummary(env, space, offset)), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+    }
+    const query = Object.fromEntries(HTTP_QUERY.flatMap((name) => (url.searchParams.has(name) ? [[name, url.searchParams.get(name)!]] : [])));
+    const stub = id === null ? env.SPACES.getByName(space) : env.CLIENTS.getByName(clientObjectName(space, id));
+    return await stub.fetch(forward(request, `/http/${kind === "globals" ? "dict" : kind}${rest}`, query, HTTP_HEADERS));
+  } catch (error) {
+    console.error("sharevars: internal error (HTTP)", error);
+    return httpError(ErrorCode.INTERNAL, "internal error");
   }
-  const stub = id === null ? env.SPACES.getByName(space) : env.CLIENTS.getByName(clientObjectName(space, id));
-  return stub.fetch(forward(request, `/http/${kind === "globals" ? "dict" : kind}${rest}`, {}, true));
 }
 
 export interface MountOptions {

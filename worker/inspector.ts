@@ -5,50 +5,44 @@
 // The page itself holds no data; it asks for the server token and reads
 // /v1/spaces/<space>/summary with it in the Authorization header (never in a
 // URL). Values are shown with textContent only, so a value cannot inject markup.
-import type { ObjectSummary } from "./shared-object.js";
+import type { ClientsPage, ObjectSummary } from "./shared-object.js";
 import { clientObjectName } from "./names.js";
 
 /** Clients whose dicts one summary includes (the page pages through the rest). */
 export const SUMMARY_CLIENTS = 50;
 
-export interface ClientRow {
-  id: string;
-  online: boolean;
-  order: number;
-  firstSeen: number;
-  lastSeen: number;
-}
-
 export interface SpaceSummary {
   space: string;
   at: number;
   globals: ObjectSummary;
-  clients: ClientRow[];
-  /** Summaries of clients[offset .. offset + SUMMARY_CLIENTS). */
+  /** Clients the space has ever seen. */
+  total: number;
+  /** clients[offset .. offset + SUMMARY_CLIENTS), with their summaries (or why one failed). */
   offset: number;
-  details: Record<string, ObjectSummary>;
+  clients: (ClientsPage["clients"][number] & { summary: ObjectSummary | { error: string } })[];
 }
 
 async function json<T>(response: Response): Promise<T> {
-  if (!response.ok) throw new Error(`summary: ${response.status} ${await response.text()}`);
+  if (!response.ok) throw new Error(`the object answered ${response.status}`);
   return (await response.json()) as T;
 }
 
-/** The space object's summary and list of clients, and the summaries of one page of clients, fetched side by side. */
+const get = (stub: { fetch(r: Request): Promise<Response> }, path: string) => stub.fetch(new Request(`http://object/http/${path}`));
+
+/** The space object's summary and one page of its clients with theirs, fetched side by side. */
 export async function spaceSummary(env: Env, space: string, offset: number): Promise<SpaceSummary> {
   const spaceStub = env.SPACES.getByName(space);
-  const get = (stub: { fetch(r: Request): Promise<Response> }, path: string) => stub.fetch(new Request(`http://object/http/${path}`));
-  const [globals, { clients }] = await Promise.all([
+  const [globals, page] = await Promise.all([
     json<ObjectSummary>(await get(spaceStub, "summary")),
-    json<{ clients: ClientRow[] }>(await get(spaceStub, "clients")),
+    json<ClientsPage>(await get(spaceStub, `clients?offset=${offset}&limit=${SUMMARY_CLIENTS}`)),
   ]);
-  const page = clients.slice(offset, offset + SUMMARY_CLIENTS);
-  const details: Record<string, ObjectSummary> = {};
-  await Promise.all(page.map(async ({ id }) => {
-    const stub = env.CLIENTS.getByName(clientObjectName(space, id));
-    details[id] = await json<ObjectSummary>(await get(stub, "summary"));
-  }));
-  return { space, at: Date.now(), globals, clients, offset, details };
+  // One client object that fails is shown as failed; the rest of the page still shows.
+  const summaries = await Promise.allSettled(page.clients.map(async ({ id }) => json<ObjectSummary>(await get(env.CLIENTS.getByName(clientObjectName(space, id)), "summary"))));
+  const clients = page.clients.map((client, i) => {
+    const outcome = summaries[i];
+    return { ...client, summary: outcome.status === "fulfilled" ? outcome.value : { error: String(outcome.reason) } };
+  });
+  return { space, at: Date.now(), globals, total: page.total, offset, clients };
 }
 
 const SCRIPT = `
@@ -59,15 +53,25 @@ const $ = (tag, { dataset = {}, ...props } = {}, ...children) => {
   el.append(...children);
   return el;
 };
-const show = (v) => { const s = JSON.stringify(v); return s === undefined ? String(v) : s.length > 300 ? s.slice(0, 300) + "…" : s; };
-let offset = 0, last = "";
+let offset = 0, last = "", timer = null;
 function token() {
   let t = sessionStorage.getItem("sharevars-token");
   if (!t) { t = prompt("Server token for space " + space); if (t) sessionStorage.setItem("sharevars-token", t); }
   return t;
 }
+// Without a token the page stops asking every second: a button asks again.
+function stop(message) {
+  clearInterval(timer);
+  timer = null;
+  const status = document.getElementById("status");
+  status.replaceChildren(message + " ", $("button", { textContent: "enter the server token", onclick: start }));
+}
+function start() {
+  if (timer === null) timer = setInterval(refresh, 1000);
+  refresh();
+}
 function dictTable(summary) {
-  const rows = Object.entries(summary.dict).map(([k, v]) => $("tr", {}, $("td", { textContent: k, className: "key" }), $("td", { textContent: show(v) })));
+  const rows = summary.dict.map(([k, v]) => $("tr", {}, $("td", { textContent: k, className: "key" }), $("td", { textContent: v })));
   const table = $("table", { className: "dict" }, $("tr", {}, $("th", { textContent: "key" }), $("th", { textContent: "value" })), ...rows);
   const note = $("p", { className: "meta", textContent: summary.keys + " keys, version " + summary.version + (summary.truncated ? " (first keys shown)" : "") });
   return $("div", {}, note, table);
@@ -75,31 +79,34 @@ function dictTable(summary) {
 function channelTable(summary) {
   if (summary.channels.length === 0) return $("p", { className: "meta", textContent: "no queue or pipe holds items" });
   const label = (f) => f.startsWith("queue:") ? "queue " + f.slice(6) : f.startsWith("pipe:up:") ? "pipe " + f.slice(8) + " (to the server)" : "pipe " + f.slice(10) + " (to the client)";
-  return $("table", { className: "channels" }, $("tr", {}, ...["queue or pipe", "waiting", "delivered", "receivers waiting"].map((t) => $("th", { textContent: t }))),
+  const table = $("table", { className: "channels" }, $("tr", {}, ...["queue or pipe", "waiting", "delivered", "receivers waiting"].map((t) => $("th", { textContent: t }))),
     ...summary.channels.map((c) => $("tr", { dataset: { fifo: c.fifo } }, $("td", { textContent: label(c.fifo) }), $("td", { textContent: c.waiting }), $("td", { textContent: c.delivered }), $("td", { textContent: c.receivers }))));
+  return summary.moreChannels ? $("div", {}, table, $("p", { className: "meta", textContent: "(more not shown)" })) : table;
 }
 function render(s) {
   const main = document.getElementById("main");
   const clients = $("table", { className: "clients" }, $("tr", {}, ...["client", "online", "order", "last seen"].map((t) => $("th", { textContent: t }))),
     ...s.clients.map((c) => $("tr", { dataset: { client: c.id } }, $("td", { textContent: c.id }), $("td", { textContent: c.online ? "online" : "offline", className: c.online ? "on" : "off" }), $("td", { textContent: c.order }), $("td", { textContent: new Date(c.lastSeen).toLocaleString() }))));
-  const sections = [$("h2", { textContent: "Clients (" + s.clients.length + ")" }), clients,
+  const shown = s.clients.length ? (s.offset + 1) + " to " + (s.offset + s.clients.length) + " of " + s.total : "none yet";
+  const sections = [$("h2", { textContent: "Clients (" + shown + ")" }), clients,
     $("section", { id: "globals" }, $("h2", { textContent: "Global dict" }), dictTable(s.globals), $("h3", { textContent: "Global queues" }), channelTable(s.globals))];
-  for (const [id, d] of Object.entries(s.details)) {
-    sections.push($("section", { dataset: { client: id } }, $("h2", { textContent: "Client " + id }), dictTable(d), $("h3", { textContent: "Queues and pipes" }), channelTable(d)));
+  for (const c of s.clients) {
+    const body = c.summary.error ? [$("p", { className: "meta", textContent: "cannot be read: " + c.summary.error })] : [dictTable(c.summary), $("h3", { textContent: "Queues and pipes" }), channelTable(c.summary)];
+    sections.push($("section", { dataset: { client: c.id } }, $("h2", { textContent: "Client " + c.id }), ...body));
   }
-  if (s.clients.length > s.offset + Object.keys(s.details).length || s.offset > 0) {
+  if (s.total > ${SUMMARY_CLIENTS}) {
     sections.push($("p", {}, $("button", { textContent: "previous clients", disabled: s.offset === 0, onclick: () => { offset = Math.max(0, offset - ${SUMMARY_CLIENTS}); refresh(); } }),
-      $("button", { textContent: "next clients", onclick: () => { offset += ${SUMMARY_CLIENTS}; refresh(); } })));
+      $("button", { textContent: "next clients", disabled: s.offset + ${SUMMARY_CLIENTS} >= s.total, onclick: () => { offset += ${SUMMARY_CLIENTS}; refresh(); } })));
   }
   main.replaceChildren(...sections);
 }
 async function refresh() {
   const t = token();
+  if (!t) return stop("no server token.");
   const status = document.getElementById("status");
-  if (!t) { status.textContent = "no server token"; return; }
   try {
     const r = await fetch(location.pathname.replace(/\\/inspect$/, "/summary") + "?offset=" + offset, { headers: { authorization: "Bearer " + t } });
-    if (r.status === 401) { sessionStorage.removeItem("sharevars-token"); status.textContent = "wrong server token: reload to try again"; return; }
+    if (r.status === 401) { sessionStorage.removeItem("sharevars-token"); return stop("wrong server token."); }
     if (!r.ok) throw new Error(r.status + " " + await r.text());
     const text = await r.text();
     const s = JSON.parse(text);
@@ -108,8 +115,7 @@ async function refresh() {
     if (shown !== last) { last = shown; render(s); }
   } catch (e) { status.textContent = "cannot reach the worker: " + e.message; }
 }
-refresh();
-setInterval(refresh, 1000);
+start();
 `;
 
 let scriptHash: Promise<string> | undefined;
@@ -140,7 +146,9 @@ section { border-top: 1px solid #ddd; margin-top: 1em; }
   return new Response(html, {
     headers: {
       "content-type": "text/html; charset=utf-8",
-      "content-security-policy": `default-src 'none'; script-src 'sha256-${await scriptHash}'; style-src 'unsafe-inline'; connect-src 'self'`,
+      "content-security-policy": `default-src 'none'; script-src 'sha256-${await scriptHash}'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`,
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
       "cache-control": "no-store",
     },
   });

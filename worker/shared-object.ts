@@ -14,7 +14,8 @@ import { Fifo, type ChannelLength, type Delivery } from "./fifo.js";
 import { Sessions } from "./sessions.js";
 import { limitsFor } from "./limits.js";
 import { handleHttp } from "./http.js";
-import { HttpTakes, type Taken } from "./http-takes.js";
+import { HttpTakes } from "./http-takes.js";
+import { preview } from "./json.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
 export interface SocketState {
@@ -26,20 +27,30 @@ export interface SocketState {
 
 export type Socket = Connection<SocketState>;
 
+/** One page of a space's clients, in order of first connection. */
+export interface ClientsPage {
+  clients: { id: string; online: boolean; order: number; firstSeen: number; lastSeen: number }[];
+  /** Clients the space has ever seen. */
+  total: number;
+}
+
 /** The inspector's view of one object. */
 export interface ObjectSummary {
   version: number;
   /** Live keys in the dict. */
   keys: number;
-  /** The first keys and their values (see `truncated`). */
-  dict: Record<string, unknown>;
+  /** The first keys, each with a short JSON preview of its value (see `truncated`). */
+  dict: [key: string, preview: string][];
   truncated: boolean;
+  /** The first queues and pipe directions that hold items or receivers (see `moreChannels`). */
   channels: ChannelLength[];
+  moreChannels: boolean;
 }
 
 // The inspector shows at most this much of a dict per refresh.
 const SUMMARY_KEYS = 200;
 const SUMMARY_BYTES = 256 * 1024;
+const SUMMARY_CHANNELS = 200;
 
 const MAX_SESSION_LENGTH = 64;
 
@@ -130,22 +141,32 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   #flushOutbox(outbox: Map<WebSocket, Uint8Array[]>): void {
     for (const [socket, frames] of outbox) {
-      if (socket.readyState !== WebSocket.READY_STATE_OPEN) continue;
-      if (frames.length === 1) {
-        socket.send(frames[0]);
-        continue;
+      try {
+        this.#sendFrames(socket, frames);
+      } catch (error) {
+        // One socket failing (closing under us) must not keep the others' replies back;
+        // what it was sent is handled as for any socket that closes.
+        console.error("sharevars: a send failed", error);
       }
-      let start = 0;
-      let bytes = 0;
-      for (let i = 0; i <= frames.length; i++) {
-        const size = i < frames.length ? frames[i].byteLength : 0;
-        if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
-          socket.send(i - start === 1 ? frames[start] : encodeFrame([Msg.BATCH, frames.slice(start, i)]));
-          start = i;
-          bytes = 0;
-        }
-        bytes += size;
+    }
+  }
+
+  #sendFrames(socket: WebSocket, frames: Uint8Array[]): void {
+    if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
+    if (frames.length === 1) {
+      socket.send(frames[0]);
+      return;
+    }
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i <= frames.length; i++) {
+      const size = i < frames.length ? frames[i].byteLength : 0;
+      if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
+        socket.send(i - start === 1 ? frames[start] : encodeFrame([Msg.BATCH, frames.slice(start, i)]));
+        start = i;
+        bytes = 0;
       }
+      bytes += size;
     }
   }
 
@@ -188,6 +209,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
           continue;
         }
         await this.#serve(socket, inner);
+        // A refused HELLO closed the socket: nothing after it in the batch is served.
+        if (socket.readyState !== WebSocket.READY_STATE_OPEN) break;
       }
     } finally {
       if (outer) {
@@ -283,8 +306,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return handleHttp(this, request, this.httpClients());
   }
 
-  /** What GET /clients lists (space object only). */
-  protected httpClients(): (() => unknown) | undefined {
+  /** What GET /clients lists, a page at a time (space object only). */
+  protected httpClients(): ((offset: number, limit: number) => ClientsPage) | undefined {
     return undefined;
   }
 
@@ -338,11 +361,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#httpTakes.wake(fifo);
   }
 
-  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm());
+  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo));
 
-  /** Takes the head of `fifo` for an HTTP caller (see http.ts). */
-  takeForHttp(fifo: string, waitMs: number, leaseMs: number): Promise<Taken | null> {
-    return this.#httpTakes.take(fifo, waitMs, leaseMs);
+  /** Takes the head of `fifo` for an HTTP caller, answering with `respond` (see http.ts). */
+  takeForHttp(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
+    return this.#httpTakes.take(fifo, waitMs, leaseMs, respond);
   }
 
   ackForHttp(fifo: string, receipt: string): boolean {
@@ -357,10 +380,13 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** What the inspector shows of this object: its dict and its queues and pipes with their lengths. */
   summary(): ObjectSummary {
-    const dict: Record<string, unknown> = {};
     const page = this.dict.page("", SUMMARY_KEYS, SUMMARY_BYTES);
-    for (const [key, value] of page.entries) dict[key] = decodeValue(value);
-    return { version: this.dict.version, keys: this.dict.size, dict, truncated: page.more, channels: this.fifo.lengths() };
+    const dict = page.entries.map(([key, value]): [string, string] => [key, preview(decodeValue(value))]);
+    const channels = this.fifo.lengths(SUMMARY_CHANNELS + 1);
+    return {
+      version: this.dict.version, keys: this.dict.size, dict, truncated: page.more,
+      channels: channels.slice(0, SUMMARY_CHANNELS), moreChannels: channels.length > SUMMARY_CHANNELS,
+    };
   }
 
   /** Wakes the object when the earliest hold that someone waits behind ends. */

@@ -3,7 +3,7 @@
 import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type Role } from "../client/protocol.js";
 import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
 import { ProtocolError } from "./errors.js";
-import { SharedObject, type Socket, type SocketState } from "./shared-object.js";
+import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
@@ -56,13 +56,18 @@ export class SpaceObject extends SharedObject {
     return this.#sql().exec<{ ord: number }>("SELECT ord FROM clients WHERE id = ?", id).one().ord;
   }
 
-  protected httpClients(): () => unknown {
-    return () => {
+  protected httpClients(): (offset: number, limit: number) => ClientsPage {
+    return (offset, limit) => {
       const online = new Set(this.onlineClients().map(([id]) => id));
-      return this.#sql()
-        .exec<{ id: string; ord: number; first_seen: number; last_seen: number }>("SELECT id, ord, first_seen, last_seen FROM clients ORDER BY ord")
+      const sql = this.#sql();
+      const total = sql.exec<{ n: number }>("SELECT count(*) AS n FROM clients").one().n;
+      const clients = sql
+        .exec<{ id: string; ord: number; first_seen: number; last_seen: number }>(
+          "SELECT id, ord, first_seen, last_seen FROM clients ORDER BY ord LIMIT ? OFFSET ?", limit, offset,
+        )
         .toArray()
         .map((row) => ({ id: row.id, online: online.has(row.id), order: row.ord, firstSeen: row.first_seen, lastSeen: row.last_seen }));
+      return { clients, total };
     };
   }
 

@@ -1,0 +1,55 @@
+// Shared values as JSON for the HTTP API and the inspector. A value may hold
+// shared references and cycles (CBOR keeps them), so a plain JSON.stringify
+// could loop, throw, or expand 200 bytes of CBOR into gigabytes: this walks
+// the value once with a budget and refuses what JSON cannot show faithfully.
+//
+// JSON shows a BigInt as a string, NaN and ±Infinity as strings, undefined as
+// null, a Map as an object (non-string keys as strings), a Set as an array,
+// bytes as an array of numbers, a Date as its ISO string, a RegExp as its
+// source text. CBOR (Accept: application/cbor) is exact.
+
+/** The value cannot be shown as JSON: a cycle, or more than the budget. */
+export class NotJsonError extends Error {}
+
+/** Most nodes one JSON text may hold (a repeated reference counts each time it is written). */
+const DEFAULT_BUDGET = 1_000_000;
+
+export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
+  let left = budget;
+  const path = new Set<object>();
+  const convert = (v: unknown): unknown => {
+    if (--left < 0) throw new NotJsonError(`more than ${budget} nodes as JSON (shared references expand)`);
+    if (typeof v === "bigint") return v.toString();
+    if (typeof v === "number") return Number.isFinite(v) ? v : String(v);
+    if (v === undefined) return null;
+    if (v === null || typeof v !== "object") return v;
+    if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
+    if (v instanceof RegExp) return String(v);
+    if (ArrayBuffer.isView(v)) return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (v instanceof ArrayBuffer) return Array.from(new Uint8Array(v));
+    if (path.has(v)) throw new NotJsonError("it holds a cycle");
+    path.add(v);
+    try {
+      if (Array.isArray(v) || v instanceof Set) return Array.from(v, convert);
+      // A null-prototype object keeps a key named __proto__ an ordinary key.
+      const out: Record<string, unknown> = Object.create(null);
+      const entries = v instanceof Map ? v.entries() : Object.entries(v);
+      for (const [key, item] of entries) out[String(key)] = convert(item);
+      return out;
+    } finally {
+      path.delete(v);
+    }
+  };
+  return JSON.stringify(convert(value));
+}
+
+/** A short JSON preview of a value for the inspector, never failing. */
+export function preview(value: unknown, maxChars = 300): string {
+  let text: string;
+  try {
+    text = toJson(value, 10_000);
+  } catch (error) {
+    return error instanceof NotJsonError ? `(not shown as JSON: ${error.message})` : "(not shown)";
+  }
+  return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+}
