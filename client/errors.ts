@@ -10,7 +10,7 @@ export class SharevarsError extends Error {
   }
 }
 
-/** A limit was exceeded (VALUE_TOO_LARGE, KEY_TOO_LARGE, TOO_MANY_KEYS, FRAME_TOO_LARGE, QUEUE_FULL, TOO_MANY_CONNECTIONS). Nothing was stored. */
+/** A limit was exceeded (VALUE_TOO_LARGE, KEY_TOO_LARGE, TOO_MANY_KEYS, FRAME_TOO_LARGE, QUEUE_FULL, TOO_MANY_CONNECTIONS, TOO_MANY_WAITS). Nothing was stored. */
 export class LimitError extends SharevarsError {
   constructor(code: ErrorCode, message: string) {
     super(code, message);
@@ -60,7 +60,7 @@ export class NotReadyError extends SharevarsError {
 
 const LIMIT_CODES: ReadonlySet<string> = new Set([
   ErrorCode.KEY_TOO_LARGE, ErrorCode.VALUE_TOO_LARGE, ErrorCode.TOO_MANY_KEYS, ErrorCode.FRAME_TOO_LARGE,
-  ErrorCode.QUEUE_FULL, ErrorCode.TOO_MANY_CONNECTIONS,
+  ErrorCode.QUEUE_FULL, ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.TOO_MANY_WAITS,
 ]);
 
 /** The typed error for an ERROR message from an object. */

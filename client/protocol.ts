@@ -86,6 +86,7 @@ export const ErrorCode = {
   TOO_MANY_KEYS: "TOO_MANY_KEYS",
   QUEUE_FULL: "QUEUE_FULL", // a queue or pipe holds its most items or bytes
   TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
+  TOO_MANY_WAITS: "TOO_MANY_WAITS", // receives waiting at once on one connection, or over HTTP on one object
   FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
   TIMEOUT: "TIMEOUT",
   CLOSED: "CLOSED",
@@ -127,6 +128,8 @@ export const Limits = {
   MAX_BATCH_FRAMES: 1000,
   /** Bytes a sender puts in one BATCH (a frame over it travels alone). */
   BATCH_BYTES: 256 * 1024,
+  /** Receives (GET with wait) waiting at once on one connection, and HTTP takes waiting at once on one object. */
+  MAX_WAITS: 1000,
   /** Sequence numbers in one ACK or RELEASE. */
   MAX_ACK_BATCH: 1000,
   /** Entries in one DICT_UPDATE. */

@@ -134,6 +134,11 @@ export class Fifo {
     this.#sql.exec("INSERT INTO fifo_waiters (fifo, socket, session, request) VALUES (?, ?, ?, ?)", fifo, receiver.socket, receiver.session, request);
   }
 
+  /** How many receives wait on `socket`. */
+  waitsOf(socket: string): number {
+    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_waiters WHERE socket = ?", socket).one().n;
+  }
+
   /** Removes a waiting request; false if it was not waiting (already served, or unknown). */
   cancel(socket: string, request: number): boolean {
     return this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ? AND request = ?", socket, request).rowsWritten > 0;

@@ -3,10 +3,14 @@
 //
 // The waits live in memory on purpose: an HTTP request in progress keeps the
 // object awake, and a wait lost with the object took nothing.
+import { ErrorCode, Limits } from "../client/protocol.js";
+import { ProtocolError } from "./errors.js";
 import type { Fifo } from "./fifo.js";
 
 export class HttpTakes {
   #waits = new Map<string, Set<() => void>>();
+  /** HTTP takes waiting now (a bound: each holds a request open). */
+  #waiting = 0;
 
   constructor(
     private readonly fifo: () => Fifo,
@@ -30,6 +34,18 @@ export class HttpTakes {
    * goes back to its place first. Returns null if nothing came.
    */
   async take(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
+    if (waitMs > 0 && this.#waiting >= Limits.MAX_WAITS) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `at most ${Limits.MAX_WAITS} HTTP takes may wait at once here; try again`, undefined, 429);
+    }
+    this.#waiting += waitMs > 0 ? 1 : 0;
+    try {
+      return await this.#take(fifo, waitMs, leaseMs, respond);
+    } finally {
+      this.#waiting -= waitMs > 0 ? 1 : 0;
+    }
+  }
+
+  async #take(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
     const id = crypto.randomUUID();
     const receiver = { socket: "http", session: httpSession(fifo, id) };
     const deadline = Date.now() + waitMs;

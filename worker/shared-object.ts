@@ -276,6 +276,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         const item = this.fifo.take(fifo, receiver);
         if (item) return this.send(socket, [Msg.REPLY, id, [item.seq, item.value]]);
         if (!frame[4]) return this.send(socket, [Msg.REPLY, id, null]);
+        if (this.fifo.waitsOf(socket.id) >= Limits.MAX_WAITS) {
+          throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `a connection may have ${Limits.MAX_WAITS} receives waiting at once`);
+        }
         this.fifo.wait(fifo, receiver, id);
         return this.#armHoldAlarm();
       }

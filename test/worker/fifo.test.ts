@@ -1,7 +1,7 @@
 // The durable FIFO behind queues (both object kinds): order, waiting GETs
 // served first come first served, leased delivery, ACK, CANCEL, RELEASE, SIZE.
 import { describe, expect, test } from "vitest";
-import { Msg, Op } from "../../client/protocol.js";
+import { ErrorCode, Limits, Msg, Op } from "../../client/protocol.js";
 import { KINDS } from "./objects.js";
 import { ack, got, put, size, startGet, stillWaiting, storedItems, storedWaiters, take, until } from "./channels.js";
 
@@ -162,5 +162,22 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     expect(await size(wire)).toBe(1);
     await ack(wire, [item.seq]);
     expect(await size(wire)).toBe(1);
+  });
+
+  test("a connection may have MAX_WAITS receives waiting at once; one more is refused, and room comes back", async () => {
+    const target = makeTarget();
+    const consumer = await target.client();
+    const gets = Array.from({ length: Limits.MAX_WAITS }, (_, i) => startGet(consumer, "queue", `q${i % 7}`));
+    expect(await stillWaiting(consumer, gets.at(-1)!)).toBe(true);
+    const refused = startGet(consumer);
+    const reply = await consumer.reply(refused);
+    expect(reply.slice(0, 3)).toEqual([Msg.ERROR, refused, ErrorCode.TOO_MANY_WAITS]);
+    expect(await storedWaiters(target.stub)).toBe(Limits.MAX_WAITS);
+    // another connection is not affected
+    const other = await target.server();
+    expect(await stillWaiting(other, startGet(other))).toBe(true);
+    // a cancelled wait makes room
+    expect((await consumer.request(Op.CANCEL, gets[0]))[2]).toBe(true);
+    expect(await stillWaiting(consumer, startGet(consumer))).toBe(true);
   });
 });
