@@ -1,5 +1,5 @@
 // One logical connection to one Durable Object: a reconnecting WebSocket
-// (partysocket), the HELLO handshake on every (re)connect, and request/reply
+// (socket.ts), the HELLO handshake on every (re)connect, and request/reply
 // matching by id.
 //
 // A request stays in `#inflight` until its reply arrives, across reconnects:
@@ -12,7 +12,7 @@
 // Requests made in one turn leave together: one BATCH message (one storage
 // transaction on the object) instead of one message each. Acknowledgements
 // wait for the next request to ride along with, or for a timer.
-import ReconnectingWebSocket from "partysocket/ws";
+import { ReconnectingSocket } from "./socket.js";
 import {
   CloseCode, DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
   decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry,
@@ -51,8 +51,6 @@ interface Inflight {
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 function randomSession(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -62,7 +60,7 @@ export class Connection {
   readonly session = randomSession();
   readonly ready: Promise<HelloResult>;
   #options: ConnectionOptions;
-  #socket: ReconnectingWebSocket;
+  #socket: ReconnectingSocket;
   #nextId = 1;
   #helloId = 0;
   #isReady = false;
@@ -80,26 +78,13 @@ export class Connection {
     this.#options = options;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
     this.ready.catch(() => {}); // observed through the owner's own promise
-    // Reconnects back off (partysocket) with jitter added here, so that many
-    // clients cut off at once do not come back at once.
-    let attempts = 0;
-    const url = async () => {
-      if (attempts++ > 0) await sleep(Math.random() * 300);
-      return options.url;
-    };
-    this.#socket = new ReconnectingWebSocket(url, undefined, {
-      minReconnectionDelay: 100,
-      maxReconnectionDelay: 10_000,
-      reconnectionDelayGrowFactor: 1.5,
-      minUptime: 1_000, // a connection that lasted this long resets the backoff
-      connectionTimeout: 5_000,
-      maxEnqueuedMessages: 0, // requests are queued here, behind HELLO
-      shouldReconnectOnClose: (event) => !FINAL_CLOSE_CODES.has(event.code),
+    // Reconnects back off, with jitter (socket.ts); the first open is immediate.
+    this.#socket = new ReconnectingSocket(options.url, {
+      open: () => this.#onOpen(),
+      message: (data) => this.#onData(data),
+      close: (code, reason) => this.#onClose(code, reason),
+      final: (code) => FINAL_CLOSE_CODES.has(code),
     });
-    this.#socket.binaryType = "arraybuffer";
-    this.#socket.addEventListener("open", () => this.#onOpen());
-    this.#socket.addEventListener("close", (event) => this.#onClose(event.code, event.reason));
-    this.#socket.addEventListener("message", (event) => this.#onData(event.data));
     const timeout = options.connectTimeout ?? 15_000;
     const timer = setTimeout(() => {
       if (!this.#isReady && !this.#closedWith) this.#fail(new ClosedError(`could not connect to ${options.url} within ${timeout} ms`));
@@ -228,7 +213,7 @@ export class Connection {
         const error = errorFromWire(message[2], message[3]);
         if (message[1] === this.#helloId && !this.#isReady) {
           // Refused credentials end the handle; anything else only fails a first connect
-          // (a reconnect keeps trying: the object closes the socket and partysocket backs off).
+          // (a reconnect keeps trying: the object closes the socket and the socket backs off).
           const final = error.code === ErrorCode.UNAUTHORIZED || error.code === ErrorCode.FORBIDDEN || error.code === ErrorCode.PROTOCOL_VERSION;
           if (final || !this.#everReady) this.#fail(error);
           return;

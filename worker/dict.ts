@@ -6,9 +6,13 @@
 // version `since` can be sent just the rows with a greater version. Old
 // tombstones are pruned past a bound, which raises `floor`: a replica older
 // than the floor gets a full snapshot instead.
+//
+// The tables are created by the first write (see schema.ts): a dict never
+// written is empty at version 0 without touching storage.
 import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
 import { ProtocolError } from "./errors.js";
+import { Schema } from "./schema.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
@@ -34,14 +38,16 @@ export interface AppliedWrite {
 
 export class VersionedDict {
   #sql: SqlStorage;
-  #version: number;
-  #floor: number;
-  #live: number;
-  #tombstones: number;
+  #schema: Schema;
+  #version = 0;
+  #floor = 0;
+  #live = 0;
+  #tombstones = 0;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    sql.exec(SCHEMA);
+    this.#schema = new Schema(sql, "dict", SCHEMA);
+    if (!this.#schema.exists) return;
     this.#version = this.#meta("version");
     this.#floor = this.#meta("floor");
     this.#live = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n;
@@ -67,6 +73,7 @@ export class VersionedDict {
 
   /** The encoded value of `key`, or null. */
   read(key: string): Uint8Array | null {
+    if (!this.#schema.exists) return null;
     const row = this.#sql.exec<{ value: ArrayBuffer }>("SELECT value FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray()[0];
     return row ? new Uint8Array(row.value) : null;
   }
@@ -77,6 +84,7 @@ export class VersionedDict {
    */
   page(after: string, limit: number, maxBytes: number): { entries: [string, Uint8Array][]; more: boolean } {
     const entries: [string, Uint8Array][] = [];
+    if (!this.#schema.exists) return { entries, more: false };
     let bytes = 0;
     const rows = this.#sql.exec<{ key: string; value: ArrayBuffer }>(
       "SELECT key, value FROM dict WHERE key > ? AND value IS NOT NULL ORDER BY key LIMIT ?", after, limit + 1,
@@ -90,6 +98,7 @@ export class VersionedDict {
   }
 
   #isLive(key: string): boolean {
+    if (!this.#schema.exists) return false;
     return this.#sql.exec("SELECT 1 FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray().length > 0;
   }
 
@@ -125,16 +134,15 @@ export class VersionedDict {
   apply(write: DictWrite): AppliedWrite {
     const sql = this.#sql;
     let result: AppliedWrite;
+    // Deleting a missing key changes nothing: no new version, nothing stored.
+    if (write.kind === "delete" && !this.#isLive(write.key)) return { version: this.#version, entries: [], cleared: false, changed: false };
+    this.#schema.create();
     if (write.kind === "delete") {
-      if (!this.#isLive(write.key)) {
-        result = { version: this.#version, entries: [], cleared: false, changed: false };
-      } else {
-        const v = ++this.#version;
-        sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ?", v, write.key);
-        this.#live--;
-        this.#tombstones++;
-        result = { version: v, entries: [[write.key, null]], cleared: false, changed: true };
-      }
+      const v = ++this.#version;
+      sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ?", v, write.key);
+      this.#live--;
+      this.#tombstones++;
+      result = { version: v, entries: [[write.key, null]], cleared: false, changed: true };
     } else if (write.kind === "clear") {
       const v = ++this.#version;
       sql.exec("UPDATE dict SET value = NULL, v = ? WHERE value IS NOT NULL", v);
@@ -158,7 +166,7 @@ export class VersionedDict {
       }
       result = { version: v, entries: write.entries, cleared: false, changed: true };
     }
-    if (result.changed) this.#setMeta("version", this.#version);
+    this.#setMeta("version", this.#version);
     if (this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
     return result;
   }
@@ -181,6 +189,7 @@ export class VersionedDict {
    */
   *snapshot(since?: number): Generator<WireEntry[], { full: boolean; version: number }> {
     const delta = since !== undefined && since >= this.#floor && since <= this.#version;
+    if (!this.#schema.exists) return { full: !delta, version: this.#version };
     const cursor = delta
       ? this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE v > ? ORDER BY v", since)
       : this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE value IS NOT NULL");

@@ -11,6 +11,10 @@
 //
 // Waiting receivers are rows too (socket id + request id), so they survive
 // hibernation; they are served first come, first served.
+//
+// The tables are created by the first put or wait (see schema.ts): until
+// then every read finds nothing without touching storage.
+import { Schema } from "./schema.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fifo_items (
@@ -74,17 +78,24 @@ export interface ChannelLength {
 
 export class Fifo {
   #sql: SqlStorage;
+  #schema: Schema;
   // Counts per fifo, computed from storage on first use after each wake and
   // kept up to date after: the limits need them on every put.
   #stats = new Map<string, FifoStats>();
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    sql.exec(SCHEMA);
+    this.#schema = new Schema(sql, "fifo_items", SCHEMA);
+  }
+
+  /** Whether any fifo was ever used here (else there is nothing to read). */
+  get #used(): boolean {
+    return this.#schema.exists;
   }
 
   stats(fifo: string): FifoStats {
     let stats = this.#stats.get(fifo);
+    if (!stats && !this.#used) this.#stats.set(fifo, (stats = { items: 0, bytes: 0 }));
     if (!stats) {
       const row = this.#sql.exec<{ items: number; bytes: number }>(
         "SELECT count(*) AS items, coalesce(sum(length(value)), 0) AS bytes FROM fifo_items WHERE fifo = ?", fifo,
@@ -96,6 +107,7 @@ export class Fifo {
 
   put(fifo: string, value: Uint8Array): void {
     const stats = this.stats(fifo);
+    this.#schema.create();
     this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
     stats.items++;
     stats.bytes += value.byteLength;
@@ -103,6 +115,7 @@ export class Fifo {
 
   /** Items waiting to be taken (delivered ones, acknowledged or not yet, and held ones are not counted). */
   size(fifo: string, now = Date.now()): number {
+    if (!this.#used) return 0;
     return this.#sql.exec<{ n: number }>(
       "SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL AND (held_until IS NULL OR held_until <= ?)", fifo, now,
     ).one().n;
@@ -110,6 +123,7 @@ export class Fifo {
 
   /** Leases the first item `receiver` may take, or returns null. */
   take(fifo: string, receiver: Receiver, now = Date.now()): Item | null {
+    if (!this.#used) return null;
     const row = this.#sql.exec<{ seq: number; value: ArrayBuffer }>(
       `UPDATE fifo_items SET lease = ?1, session = ?2, held_until = NULL
        WHERE seq = (SELECT seq FROM fifo_items
@@ -131,21 +145,25 @@ export class Fifo {
 
   /** Registers a receiver waiting on `fifo` for request `request`. */
   wait(fifo: string, receiver: Receiver, request: number): void {
+    this.#schema.create();
     this.#sql.exec("INSERT INTO fifo_waiters (fifo, socket, session, request) VALUES (?, ?, ?, ?)", fifo, receiver.socket, receiver.session, request);
   }
 
   /** How many receives wait on `socket`. */
   waitsOf(socket: string): number {
+    if (!this.#used) return 0;
     return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_waiters WHERE socket = ?", socket).one().n;
   }
 
   /** Removes a waiting request; false if it was not waiting (already served, or unknown). */
   cancel(socket: string, request: number): boolean {
+    if (!this.#used) return false;
     return this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ? AND request = ?", socket, request).rowsWritten > 0;
   }
 
   /** Deletes items `seqs` that were delivered to `session`; returns how many. */
   ack(session: string, seqs: number[]): number {
+    if (!this.#used) return 0;
     let removed = 0;
     for (const seq of seqs) {
       const row = this.#sql.exec<{ fifo: string; size: number }>(
@@ -164,6 +182,7 @@ export class Fifo {
 
   /** Gives items `seqs` delivered to `session` back, at their place in line; returns the fifos touched. */
   release(session: string, seqs: number[]): string[] {
+    if (!this.#used) return [];
     const fifos = new Set<string>();
     for (const seq of seqs) {
       const row = this.#sql.exec<{ fifo: string }>(
@@ -181,6 +200,7 @@ export class Fifo {
    * that session may already wait on them again from its new socket.
    */
   socketClosed(socket: string, now = Date.now()): string[] {
+    if (!this.#used) return [];
     this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ?", socket);
     return this.#sql.exec<{ fifo: string }>(
       "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo",
@@ -190,6 +210,7 @@ export class Fifo {
 
   /** The first `limit` fifos (by name) that hold items or have receivers waiting. */
   lengths(limit: number, now = Date.now()): ChannelLength[] {
+    if (!this.#used) return [];
     return this.#sql.exec<{ fifo: string; waiting: number; delivered: number; receivers: number }>(
       `SELECT fifo, sum(waiting) AS waiting, sum(delivered) AS delivered, sum(receivers) AS receivers FROM (
          SELECT fifo, (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS waiting,
@@ -208,6 +229,7 @@ export class Fifo {
    * items now held, like socketClosed.
    */
   reclaim(isOpen: (socket: string) => boolean, now = Date.now()): string[] {
+    if (!this.#used) return [];
     const sockets = this.#sql.exec<{ socket: string }>(
       "SELECT DISTINCT lease AS socket FROM fifo_items WHERE lease IS NOT NULL UNION SELECT socket FROM fifo_waiters",
     ).toArray();
@@ -220,11 +242,13 @@ export class Fifo {
 
   /** Fifos that have waiting receivers. */
   waitedOn(): string[] {
+    if (!this.#used) return [];
     return this.#sql.exec<{ fifo: string }>("SELECT DISTINCT fifo FROM fifo_waiters").toArray().map((row) => row.fifo);
   }
 
   /** The earliest end of a hold on a fifo someone waits on, if any. */
   nextHoldEnd(now = Date.now()): number | null {
+    if (!this.#used) return null;
     const row = this.#sql.exec<{ t: number | null }>(
       `SELECT min(held_until) AS t FROM fifo_items
        WHERE held_until > ? AND lease IS NULL AND fifo IN (SELECT fifo FROM fifo_waiters)`,
@@ -239,6 +263,7 @@ export class Fifo {
    * vanished socket is dropped). Returns the deliveries to send.
    */
   serve(fifo: string, isOpen: (socket: string) => boolean, now = Date.now()): Delivery[] {
+    if (!this.#used) return [];
     const deliveries: Delivery[] = [];
     // Items held for a reconnecting session can only go to that session's waiter:
     // without any, the first waiter that finds nothing ends the round.

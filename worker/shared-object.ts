@@ -116,9 +116,29 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Sockets that completed HELLO, optionally only those with `tag`. */
   protected *sockets(tag?: string): Generator<Socket> {
+    if (tag === undefined) {
+      for (const socket of this.#helloed()) if (socket.readyState === WebSocket.READY_STATE_OPEN) yield socket;
+      return;
+    }
     for (const socket of this.getConnections<SocketState>(tag)) {
       if (socket.state) yield socket;
     }
+  }
+
+  // Every socket that completed HELLO, kept from one event to the next: a
+  // dict write sends its change to each without a pass over getConnections,
+  // which reads (deserializes) the attachment of every socket again each
+  // time. Dropped on each HELLO, close and error and rebuilt by the next
+  // pass; an instance woken from hibernation starts without it.
+  #helloedCache: Socket[] | null = null;
+
+  #helloed(): Socket[] {
+    if (this.#helloedCache === null) {
+      const all: Socket[] = [];
+      for (const socket of this.getConnections<SocketState>()) if (socket.state) all.push(socket);
+      this.#helloedCache = all;
+    }
+    return this.#helloedCache;
   }
 
   // While a BATCH is served, what it sends waits here and leaves as one BATCH
@@ -326,6 +346,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   async onClose(socket: Socket): Promise<void> {
+    this.#helloedCache = null;
     const state = socket.state;
     if (!state) return;
     const held = this.fifo.socketClosed(socket.id);
@@ -334,6 +355,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       await this.#armHoldAlarm();
     }
     this.left(socket, state);
+  }
+
+  onError(socket: Socket, error: unknown): void {
+    this.#helloedCache = null;
+    super.onError(socket, error);
   }
 
   /** A hold on an item ended: the waiters it kept waiting may take it now. */
@@ -437,6 +463,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
     socket.setState(state);
+    this.#helloedCache = null;
 
     const snapshot = this.dict.snapshot(args.since);
     let step = snapshot.next();
@@ -467,8 +494,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     const applied = this.dict.apply(write);
     if (applied.changed) {
       const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
-      for (const other of this.sockets()) {
-        if (other.id !== origin) this.emit(other, change);
+      for (const other of this.#helloed()) {
+        if (other.readyState === WebSocket.READY_STATE_OPEN && other.id !== origin) this.emit(other, change);
       }
     }
     return applied;

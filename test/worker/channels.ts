@@ -69,10 +69,14 @@ export interface StoredItem {
   held_until: number | null;
 }
 
+function hasTable(state: DurableObjectState, name: string): boolean {
+  return state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
+}
+
 /** The FIFO rows as stored (without values). */
 export function storedItems(stub: Stub): Promise<StoredItem[]> {
-  return runInDurableObject(stub, (instance: SharedObject, state) => {
-    void instance.fifo; // creates the tables on a fresh object
+  return runInDurableObject(stub, (_instance: SharedObject, state) => {
+    if (!hasTable(state, "fifo_items")) return []; // created by the first put or wait
     return state.storage.sql
       .exec<{ seq: number; fifo: string; lease: string | null; session: string | null; held_until: number | null }>(
         "SELECT seq, fifo, lease, session, held_until FROM fifo_items ORDER BY seq",
@@ -83,8 +87,8 @@ export function storedItems(stub: Stub): Promise<StoredItem[]> {
 
 /** How many waiting GETs the object has stored. */
 export function storedWaiters(stub: Stub): Promise<number> {
-  return runInDurableObject(stub, (instance: SharedObject, state) => {
-    void instance.fifo;
+  return runInDurableObject(stub, (_instance: SharedObject, state) => {
+    if (!hasTable(state, "fifo_waiters")) return 0;
     return state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_waiters").one().n;
   });
 }

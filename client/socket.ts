@@ -1,0 +1,108 @@
+// A WebSocket that reconnects with backoff: what the library used of
+// partysocket's ReconnectingWebSocket, written out here for two measured
+// reasons (2026-11-25, see BENCHMARKS.md): partysocket/ws was 8.4 KB minified
+// (2.4 KB gzipped) of a browser bundle budgeted at 20 KB that it took to
+// 21.5 KB, and it opens even the first socket only after a timer and an
+// async URL step: 1.3 ms of a 12-15 ms Client.connect. Kept: exponential
+// backoff with jitter, a connect timeout, the backoff reset after a stable
+// connection, no reconnect after a final close code, and sends dropped
+// while not open (the caller queues and replays its own requests).
+
+export interface SocketHandlers {
+  open(): void;
+  message(data: unknown): void;
+  /** The socket closed or failed; a reconnect follows unless `final(code)`. Not called for close(). */
+  close(code: number, reason: string): void;
+  /** Whether a close code ends the reconnecting. */
+  final(code: number): boolean;
+}
+
+const MIN_DELAY_MS = 100;
+const MAX_DELAY_MS = 10_000;
+const GROW = 1.5;
+/** Reconnects spread over this much more, so that clients cut off at once do not come back at once. */
+const JITTER_MS = 300;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** A connection that lasted this long resets the backoff. */
+const STABLE_MS = 1_000;
+
+export class ReconnectingSocket {
+  #url: string;
+  #on: SocketHandlers;
+  #ws: WebSocket | null = null;
+  #failures = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  constructor(url: string, on: SocketHandlers) {
+    this.#url = url;
+    this.#on = on;
+    this.#open();
+  }
+
+  #open(): void {
+    if (this.#closed) return;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.#url);
+    } catch {
+      return this.#reconnect();
+    }
+    ws.binaryType = "arraybuffer";
+    this.#ws = ws;
+    let stable: ReturnType<typeof setTimeout> | undefined;
+    const timeout = setTimeout(() => drop(1006, "timeout"), CONNECT_TIMEOUT_MS);
+    // This socket is done (closed, failed or timed out): report it, then retry.
+    const drop = (code: number, reason: string) => {
+      if (this.#ws !== ws) return;
+      this.#detach(ws);
+      try {
+        ws.close();
+      } catch {
+        // already closed
+      }
+      clearTimeout(timeout);
+      clearTimeout(stable);
+      this.#on.close(code, reason);
+      if (!this.#on.final(code)) this.#reconnect();
+    };
+    ws.onopen = () => {
+      clearTimeout(timeout);
+      stable = setTimeout(() => (this.#failures = 0), STABLE_MS);
+      this.#on.open();
+    };
+    ws.onmessage = (event) => this.#on.message(event.data);
+    ws.onclose = (event) => drop(event.code, event.reason);
+    ws.onerror = () => drop(1006, "");
+  }
+
+  #detach(ws: WebSocket): void {
+    this.#ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+  }
+
+  #reconnect(): void {
+    if (this.#closed) return;
+    const delay = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * GROW ** this.#failures++) + Math.random() * JITTER_MS;
+    this.#retry = setTimeout(() => this.#open(), delay);
+  }
+
+  /** Sends now, or drops `data` when no socket is open. */
+  send(data: Uint8Array<ArrayBuffer>): void {
+    if (this.#ws?.readyState === 1) this.#ws.send(data);
+  }
+
+  /** Closes for good: no reconnect, no close handler call. */
+  close(code: number, reason: string): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#detach(ws);
+    try {
+      ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+  }
+}
