@@ -46,7 +46,22 @@ export interface StartOptions {
   ready?: string;
 }
 
+/**
+ * Starts the worker. A restart on the port a killed worker just left may find
+ * it not yet free ("Address already in use"): that start is tried again.
+ */
 export async function startWorker(options: StartOptions = {}): Promise<LocalWorker> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (attempt >= 10 || !/address already in use|EADDRINUSE/i.test(String(error))) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function startOnce(options: StartOptions): Promise<LocalWorker> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "sharevars-state-"));
