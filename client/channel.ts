@@ -13,8 +13,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-/** How long a timed-out wait waits for the object's answer to its CANCEL before it gives up anyway. */
-const CANCEL_GRACE_MS = 5000;
+/** How often a timed-out wait still waiting for the object's answer to its CANCEL looks whether it went offline. */
+const CANCEL_GRACE_MS = 1000;
 
 class ChannelEnd {
   readonly #connection: () => Connection;
@@ -100,13 +100,19 @@ class ChannelEnd {
       // arrived, it is this wait's and is taken (the wait ends one round trip
       // late). Handing it back instead would let a receiver whose round trip
       // exceeds its timeout see items come and go forever and never get one.
-      // Offline, or without an answer in CANCEL_GRACE_MS, it gives up at once.
+      // Offline it gives up at once, and so it does if the connection drops
+      // before the answer (a slow but open link is waited for: giving up there
+      // would bring back the endless hand-back).
       const onTimeout = () => {
         const error = new TimeoutError(`nothing arrived on ${what} within ${timeout} ms`);
         if (connection.status !== "open") return giveUp(error);
         timedOut = error;
         cancel();
-        grace = setTimeout(() => giveUp(error), CANCEL_GRACE_MS);
+        const check = () => {
+          if (connection.status === "open") grace = setTimeout(check, CANCEL_GRACE_MS);
+          else giveUp(error);
+        };
+        grace = setTimeout(check, CANCEL_GRACE_MS);
       };
       const timer = timeout === undefined ? undefined : setTimeout(onTimeout, timeout);
       signal?.addEventListener("abort", onAbort, { once: true });

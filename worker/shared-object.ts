@@ -5,15 +5,17 @@
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
   CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, checkName,
-  decodeFrame, encodeFrame, type ChannelKind, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
+  decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
 } from "../client/protocol.js";
-import { decodeValue, isWellFormedValue } from "../client/codec.js";
+import { decodeValue } from "../client/codec.js";
 import { VersionedDict, type AppliedWrite, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
 import { Fifo, type ChannelLength, type Delivery } from "./fifo.js";
 import { Sessions } from "./sessions.js";
 import { limitsFor } from "./limits.js";
 import { handleHttp } from "./http.js";
+import { Outbox } from "./outbox.js";
+import { checkValue, isRequestId, parseDictWrite, parseHello, parseSeqs } from "./parse.js";
 import { HttpTakes } from "./http-takes.js";
 import { preview } from "./json.js";
 
@@ -52,7 +54,6 @@ const SUMMARY_KEYS = 200;
 const SUMMARY_BYTES = 256 * 1024;
 const SUMMARY_CHANNELS = 200;
 
-const MAX_SESSION_LENGTH = 64;
 
 export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   static options = { hibernate: true };
@@ -141,10 +142,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return this.#helloedCache;
   }
 
-  // While a BATCH is served, what it sends waits here and leaves as one BATCH
-  // message per socket at its end (the output gate holds it until the batch's
-  // writes are stored anyway); order per socket is kept.
-  #outbox: Map<WebSocket, Uint8Array[]> | null = null;
+  // While a BATCH is served, what it sends waits in the outbox and leaves as
+  // one BATCH message per socket at its end (see outbox.ts).
+  #outbox = new Outbox();
 
   protected send(socket: Connection, message: Message): void {
     this.emit(socket, encodeFrame(message));
@@ -152,42 +152,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Sends one encoded frame, or keeps it for the end of the batch being served. */
   protected emit(socket: WebSocket, frame: Uint8Array): void {
-    const outbox = this.#outbox;
-    if (outbox === null) return socket.send(frame);
-    const frames = outbox.get(socket);
-    if (frames) frames.push(frame);
-    else outbox.set(socket, [frame]);
-  }
-
-  #flushOutbox(outbox: Map<WebSocket, Uint8Array[]>): void {
-    for (const [socket, frames] of outbox) {
-      try {
-        this.#sendFrames(socket, frames);
-      } catch (error) {
-        // One socket failing (closing under us) must not keep the others' replies back;
-        // what it was sent is handled as for any socket that closes.
-        console.error("sharevars: a send failed", error);
-      }
-    }
-  }
-
-  #sendFrames(socket: WebSocket, frames: Uint8Array[]): void {
-    if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
-    if (frames.length === 1) {
-      socket.send(frames[0]);
-      return;
-    }
-    let start = 0;
-    let bytes = 0;
-    for (let i = 0; i <= frames.length; i++) {
-      const size = i < frames.length ? frames[i].byteLength : 0;
-      if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
-        socket.send(i - start === 1 ? frames[start] : encodeFrame([Msg.BATCH, frames.slice(start, i)]));
-        start = i;
-        bytes = 0;
-      }
-      bytes += size;
-    }
+    this.#outbox.send(socket, frame);
   }
 
   protected sendError(socket: Connection, id: number, code: ErrorCode, message: string): void {
@@ -213,8 +178,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (!Array.isArray(frames) || frames.length > Limits.MAX_BATCH_FRAMES || !frames.every((f) => f instanceof Uint8Array)) {
       return this.sendError(socket, 0, ErrorCode.BAD_FRAME, `a BATCH is [${Op.BATCH}, 0, [frame, ...]] with up to ${Limits.MAX_BATCH_FRAMES} encoded frames`);
     }
-    const outer = this.#outbox === null;
-    if (outer) this.#outbox = new Map();
+    const outer = this.#outbox.open();
     try {
       for (const bytes of frames as Uint8Array[]) {
         let inner: unknown;
@@ -233,11 +197,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         if (socket.readyState !== WebSocket.READY_STATE_OPEN) break;
       }
     } finally {
-      if (outer) {
-        const outbox = this.#outbox!;
-        this.#outbox = null;
-        this.#flushOutbox(outbox);
-      }
+      if (outer) this.#outbox.close();
     }
   }
 
@@ -261,11 +221,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       this.sendError(socket, id, error.code, error.message);
       if (error.closeCode) {
         // What this socket was sent in the batch so far (this error included) goes out before the close.
-        const pending = this.#outbox?.get(socket);
-        if (pending) {
-          this.#outbox!.delete(socket);
-          this.#flushOutbox(new Map([[socket, pending]]));
-        }
+        this.#outbox.flush(socket);
         socket.close(error.closeCode, error.code);
       }
     }
@@ -501,59 +457,4 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return applied;
   }
 
-}
-
-function isRequestId(id: unknown): id is number {
-  return typeof id === "number" && Number.isSafeInteger(id) && id >= 0;
-}
-
-function checkValue(value: Uint8Array, limits: LimitsInForce): void {
-  if (value.byteLength > limits.MAX_VALUE_BYTES) {
-    throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
-  }
-  if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, "not a well-formed encoded value");
-}
-
-function parseSeqs(seqs: unknown): number[] {
-  if (!Array.isArray(seqs) || seqs.length > Limits.MAX_ACK_BATCH || !seqs.every(isRequestId)) {
-    throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `ACK and RELEASE take up to ${Limits.MAX_ACK_BATCH} item numbers`);
-  }
-  return seqs as number[];
-}
-
-function parseHello(hello: unknown): Hello {
-  if (typeof hello !== "object" || hello === null) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO takes an object");
-  const { v, token, session, since } = hello as Record<string, unknown>;
-  if (typeof v !== "number") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO needs the protocol version `v`");
-  if (typeof session !== "string" || session.length === 0 || session.length > MAX_SESSION_LENGTH) {
-    throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `HELLO needs a session id of 1 to ${MAX_SESSION_LENGTH} characters`);
-  }
-  if (token !== undefined && typeof token !== "string") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "a token is a string");
-  if (since !== undefined && !isRequestId(since)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "`since` is a dict version");
-  return { v, token, session, since };
-}
-
-function parseDictWrite(op: number, frame: unknown[]): DictWrite {
-  const bad = (what: string) => new ProtocolError(ErrorCode.BAD_ARGUMENT, what);
-  switch (op) {
-    case Op.DICT_SET: {
-      const [, , key, value] = frame;
-      if (typeof key !== "string" || !(value instanceof Uint8Array)) throw bad("DICT_SET takes a string key and an encoded value");
-      return { kind: "set", entries: [[key, value]] };
-    }
-    case Op.DICT_DELETE: {
-      if (typeof frame[2] !== "string") throw bad("DICT_DELETE takes a string key");
-      return { kind: "delete", key: frame[2] };
-    }
-    case Op.DICT_CLEAR:
-      return { kind: "clear" };
-    default: {
-      const entries = frame[2];
-      const ok = Array.isArray(entries) && entries.every(
-        (e) => Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && e[1] instanceof Uint8Array,
-      );
-      if (!ok) throw bad("DICT_UPDATE takes a list of [key, encoded value] pairs");
-      return { kind: "set", entries: entries as [string, Uint8Array][] };
-    }
-  }
 }
