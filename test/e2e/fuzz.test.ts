@@ -1,5 +1,6 @@
 // Protocol fuzzing: thousands of random, truncated, bit-flipped, oversized,
-// ill-typed and out-of-order frames from raw sockets at both object kinds.
+// ill-typed and out-of-order frames, alone and in BATCH messages of every
+// shape, from raw sockets at both object kinds.
 // Afterwards both objects still serve the real library, and every dict,
 // queue and pipe holds exactly what it held before.
 //
@@ -47,7 +48,8 @@ function validWrites(id: number): Uint8Array[] {
 }
 
 /** Anything at all: for sockets that never said HELLO. */
-function anyFrame(rng: Rng, id: number): Uint8Array | string {
+function anyFrame(rng: Rng, id: number, batches = true): Uint8Array | string {
+  if (batches && rng.int(10) === 0) return batchOf(rng, id, (i) => anyFrame(rng, i, false));
   switch (rng.int(6)) {
     case 0: return rng.bytes(rng.int(64));
     case 1: { // bit flips in a valid write
@@ -80,8 +82,23 @@ function randomCbor(rng: Rng, depth: number): unknown {
   }
 }
 
+/** A BATCH of frames from `make`, or a BATCH of the wrong shape (not bytes, nested, too many). */
+function batchOf(rng: Rng, id: number, make: (id: number) => Uint8Array | string): Uint8Array {
+  const inner = () => {
+    const frame = make(id + rng.int(1000));
+    return typeof frame === "string" ? new TextEncoder().encode(frame) : frame;
+  };
+  switch (rng.int(4)) {
+    case 0: return encodeFrame([Op.BATCH, 0, rng.pick<unknown>(["x", 1, null, {}, [1, 2], ["s"]])] as never);
+    case 1: return encodeFrame([Op.BATCH, 0, [encodeFrame([Op.BATCH, 0, [inner()]] as never), inner()]] as never);
+    case 2: return encodeFrame([Op.BATCH, 0, Array.from({ length: 1001 }, () => Uint8Array.of(0x80))] as never);
+    default: return encodeFrame([Op.BATCH, 0, Array.from({ length: 1 + rng.int(6) }, inner)] as never);
+  }
+}
+
 /** Frames that must change nothing, for sockets that said HELLO. */
-function harmlessFrame(rng: Rng, id: number): Uint8Array | string {
+function harmlessFrame(rng: Rng, id: number, batches = true): Uint8Array | string {
+  if (batches && rng.int(10) === 0) return batchOf(rng, id, (i) => harmlessFrame(rng, i, false));
   const wrong = () => rng.pick<unknown>([1, -1, 2.5, "s", null, [], {}, [1, 2], { a: 1 }, rng.bytes(3)]);
   const notBytes = () => rng.pick<unknown>([1, "s", null, [], {}, true]);
   const notString = () => rng.pick<unknown>([1, null, [], {}, true, rng.bytes(2)]);
