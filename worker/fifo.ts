@@ -9,8 +9,12 @@
 // After the grace the item is back at the head for everyone: only a receiver
 // that died between receiving and acknowledging causes a redelivery.
 //
-// Waiting receivers are rows too (socket id + request id), so they survive
-// hibernation; they are served first come, first served.
+// Waiting receivers (socket id + request id) are served first come, first
+// served. They live in memory and, to survive hibernation, with their socket:
+// in its attachment (see WaitStore), or, for a socket with many waits, as a
+// row. A wait ends with its socket anyway, so it needs nothing that outlives
+// the socket, and a GET that waits writes no row: its event commits nothing,
+// and the commit of the PUT that serves it does not queue behind another.
 //
 // The tables are created by the first put or wait (see schema.ts): until
 // then every read finds nothing without touching storage.
@@ -27,15 +31,20 @@ CREATE TABLE IF NOT EXISTS fifo_items (
 );
 CREATE INDEX IF NOT EXISTS fifo_items_by_fifo ON fifo_items (fifo, seq);
 CREATE INDEX IF NOT EXISTS fifo_items_by_lease ON fifo_items (lease);
-CREATE TABLE IF NOT EXISTS fifo_waiters (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+`;
+
+// The waits that did not fit in their socket's attachment. (Objects of
+// earlier versions kept every wait in a table fifo_waiters; its rows ended
+// with their sockets when those versions stopped, and it is not read.)
+const WAITS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS fifo_waits (
+  ord INTEGER PRIMARY KEY,
   fifo TEXT NOT NULL,
   socket TEXT NOT NULL,
   session TEXT NOT NULL,
   request INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS fifo_waiters_by_fifo ON fifo_waiters (fifo, id);
-CREATE INDEX IF NOT EXISTS fifo_waiters_by_socket ON fifo_waiters (socket, request);
+CREATE INDEX IF NOT EXISTS fifo_waits_by_socket ON fifo_waits (socket);
 `;
 
 /** How long an item stays reserved for a receiver whose connection dropped. */
@@ -55,6 +64,23 @@ export interface Delivery {
 export interface Receiver {
   socket: string;
   session: string;
+}
+
+/** One waiting receive; `ord` orders all waits of the object (first come, first served). */
+export interface Waiter extends Receiver {
+  ord: number;
+  fifo: string;
+  request: number;
+  /** Kept as a row of fifo_waits rather than in its socket's attachment. */
+  row?: boolean;
+}
+
+/** Where waits are kept across hibernation besides rows: with their sockets (see shared-object.ts). */
+export interface WaitStore {
+  /** Every wait kept with an open socket. */
+  load(): Waiter[];
+  /** Keeps `waits` (all of that socket's non-row waits) with socket `socket`; false if they do not fit. */
+  save(socket: string, waits: Waiter[]): boolean;
 }
 
 export interface FifoStats {
@@ -83,9 +109,50 @@ export class Fifo {
   // kept up to date after: the limits need them on every put.
   #stats = new Map<string, FifoStats>();
 
-  constructor(sql: SqlStorage) {
+  #waitsSchema: Schema;
+  #store: WaitStore;
+  // Every wait, in order; read from the sockets and rows on first use after each wake.
+  #waitList: Waiter[] | null = null;
+  #nextOrd = 1;
+
+  constructor(sql: SqlStorage, store: WaitStore) {
     this.#sql = sql;
+    this.#store = store;
     this.#schema = new Schema(sql, "fifo_items", SCHEMA);
+    this.#waitsSchema = new Schema(sql, "fifo_waits", WAITS_SCHEMA);
+  }
+
+  get #waits(): Waiter[] {
+    if (this.#waitList === null) {
+      const all = this.#store.load();
+      if (this.#waitsSchema.exists) {
+        for (const row of this.#sql.exec<{ ord: number; fifo: string; socket: string; session: string; request: number }>(
+          "SELECT ord, fifo, socket, session, request FROM fifo_waits",
+        )) all.push({ ...row, row: true });
+      }
+      all.sort((a, b) => a.ord - b.ord);
+      this.#nextOrd = (all.at(-1)?.ord ?? 0) + 1;
+      this.#waitList = all;
+    }
+    return this.#waitList;
+  }
+
+  /** Keeps the non-row waits of `socket` with it again after a change. */
+  #saveSocket(socket: string): void {
+    this.#store.save(socket, this.#waits.filter((w) => w.socket === socket && !w.row));
+  }
+
+  /** Ends wait `waiter`. */
+  #unwait(waiter: Waiter): void {
+    const waits = this.#waits;
+    waits.splice(waits.indexOf(waiter), 1);
+    if (waiter.row) this.#sql.exec("DELETE FROM fifo_waits WHERE ord = ?", waiter.ord);
+    else this.#saveSocket(waiter.socket);
+  }
+
+  /** Total waits (the tests look at it). */
+  get waiting(): number {
+    return this.#waits.length;
   }
 
   /** Whether any fifo was ever used here (else there is nothing to read). */
@@ -145,20 +212,30 @@ export class Fifo {
 
   /** Registers a receiver waiting on `fifo` for request `request`. */
   wait(fifo: string, receiver: Receiver, request: number): void {
-    this.#schema.create();
-    this.#sql.exec("INSERT INTO fifo_waiters (fifo, socket, session, request) VALUES (?, ?, ?, ?)", fifo, receiver.socket, receiver.session, request);
+    const waits = this.#waits;
+    const waiter: Waiter = { ord: this.#nextOrd++, fifo, socket: receiver.socket, session: receiver.session, request };
+    waits.push(waiter);
+    const kept = waits.filter((w) => w.socket === waiter.socket && !w.row);
+    if (this.#store.save(waiter.socket, kept)) return;
+    // It does not fit with its socket: a row (written in this event, as before).
+    waiter.row = true;
+    this.#waitsSchema.create();
+    this.#sql.exec("INSERT INTO fifo_waits (ord, fifo, socket, session, request) VALUES (?, ?, ?, ?, ?)", waiter.ord, fifo, waiter.socket, waiter.session, request);
   }
 
   /** How many receives wait on `socket`. */
   waitsOf(socket: string): number {
-    if (!this.#used) return 0;
-    return this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_waiters WHERE socket = ?", socket).one().n;
+    let n = 0;
+    for (const w of this.#waits) if (w.socket === socket) n++;
+    return n;
   }
 
   /** Removes a waiting request; false if it was not waiting (already served, or unknown). */
   cancel(socket: string, request: number): boolean {
-    if (!this.#used) return false;
-    return this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ? AND request = ?", socket, request).rowsWritten > 0;
+    const waiter = this.#waits.find((w) => w.socket === socket && w.request === request);
+    if (!waiter) return false;
+    this.#unwait(waiter);
+    return true;
   }
 
   /** Deletes items `seqs` that were delivered to `session`; returns how many. */
@@ -200,8 +277,9 @@ export class Fifo {
    * that session may already wait on them again from its new socket.
    */
   socketClosed(socket: string, now = Date.now()): string[] {
+    if (this.#waitList !== null) this.#waitList = this.#waitList.filter((w) => w.socket !== socket);
+    if (this.#waitsSchema.exists) this.#sql.exec("DELETE FROM fifo_waits WHERE socket = ?", socket);
     if (!this.#used) return [];
-    this.#sql.exec("DELETE FROM fifo_waiters WHERE socket = ?", socket);
     return this.#sql.exec<{ fifo: string }>(
       "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo",
       now + RECONNECT_GRACE_MS, socket,
@@ -210,16 +288,23 @@ export class Fifo {
 
   /** The first `limit` fifos (by name) that hold items or have receivers waiting. */
   lengths(limit: number, now = Date.now()): ChannelLength[] {
-    if (!this.#used) return [];
-    return this.#sql.exec<{ fifo: string; waiting: number; delivered: number; receivers: number }>(
-      `SELECT fifo, sum(waiting) AS waiting, sum(delivered) AS delivered, sum(receivers) AS receivers FROM (
-         SELECT fifo, (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS waiting,
-                NOT (lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS delivered, 0 AS receivers
-         FROM fifo_items
-         UNION ALL SELECT fifo, 0, 0, 1 FROM fifo_waiters)
-       GROUP BY fifo ORDER BY fifo LIMIT ?2`,
-      now, limit,
-    ).toArray();
+    const byFifo = new Map<string, ChannelLength>();
+    const entry = (fifo: string) => {
+      let length = byFifo.get(fifo);
+      if (!length) byFifo.set(fifo, (length = { fifo, waiting: 0, delivered: 0, receivers: 0 }));
+      return length;
+    };
+    if (this.#used) {
+      // The first `limit` fifos with items: any of the first `limit` overall that has items is among them.
+      for (const row of this.#sql.exec<{ fifo: string; waiting: number; delivered: number }>(
+        `SELECT fifo, sum(lease IS NULL AND (held_until IS NULL OR held_until <= ?1)) AS waiting,
+                sum(NOT (lease IS NULL AND (held_until IS NULL OR held_until <= ?1))) AS delivered
+         FROM fifo_items GROUP BY fifo ORDER BY fifo LIMIT ?2`,
+        now, limit,
+      )) Object.assign(entry(row.fifo), { waiting: row.waiting, delivered: row.delivered });
+    }
+    for (const w of this.#waits) entry(w.fifo).receivers++;
+    return [...byFifo.values()].sort((a, b) => (a.fifo < b.fifo ? -1 : a.fifo > b.fifo ? 1 : 0)).slice(0, limit);
   }
 
   /**
@@ -229,9 +314,14 @@ export class Fifo {
    * items now held, like socketClosed.
    */
   reclaim(isOpen: (socket: string) => boolean, now = Date.now()): string[] {
+    if (this.#waitsSchema.exists) {
+      for (const { socket } of this.#sql.exec<{ socket: string }>("SELECT DISTINCT socket FROM fifo_waits").toArray()) {
+        if (!isOpen(socket)) this.#sql.exec("DELETE FROM fifo_waits WHERE socket = ?", socket);
+      }
+    }
     if (!this.#used) return [];
     const sockets = this.#sql.exec<{ socket: string }>(
-      "SELECT DISTINCT lease AS socket FROM fifo_items WHERE lease IS NOT NULL UNION SELECT socket FROM fifo_waiters",
+      "SELECT DISTINCT lease AS socket FROM fifo_items WHERE lease IS NOT NULL",
     ).toArray();
     const fifos = new Set<string>();
     for (const { socket } of sockets) {
@@ -242,19 +332,20 @@ export class Fifo {
 
   /** Fifos that have waiting receivers. */
   waitedOn(): string[] {
-    if (!this.#used) return [];
-    return this.#sql.exec<{ fifo: string }>("SELECT DISTINCT fifo FROM fifo_waiters").toArray().map((row) => row.fifo);
+    return [...new Set(this.#waits.map((w) => w.fifo))];
   }
 
   /** The earliest end of a hold on a fifo someone waits on, if any. */
   nextHoldEnd(now = Date.now()): number | null {
-    if (!this.#used) return null;
-    const row = this.#sql.exec<{ t: number | null }>(
-      `SELECT min(held_until) AS t FROM fifo_items
-       WHERE held_until > ? AND lease IS NULL AND fifo IN (SELECT fifo FROM fifo_waiters)`,
-      now,
-    ).one();
-    return row.t;
+    if (!this.#used || this.#waits.length === 0) return null;
+    const waited = new Set(this.waitedOn());
+    let end: number | null = null;
+    for (const row of this.#sql.exec<{ fifo: string; t: number }>(
+      "SELECT fifo, min(held_until) AS t FROM fifo_items WHERE held_until > ? AND lease IS NULL GROUP BY fifo", now,
+    )) {
+      if (waited.has(row.fifo) && (end === null || row.t < end)) end = row.t;
+    }
+    return end;
   }
 
   /**
@@ -268,28 +359,21 @@ export class Fifo {
     // Items held for a reconnecting session can only go to that session's waiter:
     // without any, the first waiter that finds nothing ends the round.
     let anyHeld: boolean | undefined;
-    let after = 0;
-    for (;;) {
-      // Waiters in pages, so that a put with hundreds waiting reads only the first few.
-      const waiters = this.#sql.exec<{ id: number; socket: string; session: string; request: number }>(
-        "SELECT id, socket, session, request FROM fifo_waiters WHERE fifo = ? AND id > ? ORDER BY id LIMIT 16", fifo, after,
-      ).toArray();
-      if (waiters.length === 0) return deliveries;
-      for (const waiter of waiters) {
-        after = waiter.id;
-        if (!isOpen(waiter.socket)) {
-          this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
-          continue;
-        }
-        const item = this.take(fifo, waiter, now);
-        if (!item) {
-          anyHeld ??= this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
-          if (anyHeld) continue;
-          return deliveries;
-        }
-        this.#sql.exec("DELETE FROM fifo_waiters WHERE id = ?", waiter.id);
-        deliveries.push({ socket: waiter.socket, request: waiter.request, item });
+    // A copy: serving ends waits as it goes.
+    for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
+      if (!isOpen(waiter.socket)) {
+        this.#unwait(waiter);
+        continue;
       }
+      const item = this.take(fifo, waiter, now);
+      if (!item) {
+        anyHeld ??= this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
+        if (anyHeld) continue;
+        return deliveries;
+      }
+      this.#unwait(waiter);
+      deliveries.push({ socket: waiter.socket, request: waiter.request, item });
     }
+    return deliveries;
   }
 }

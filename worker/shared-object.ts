@@ -10,7 +10,7 @@ import {
 import { decodeValue } from "../client/codec.js";
 import { VersionedDict, type AppliedWrite, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
-import { Fifo, type ChannelLength, type Delivery } from "./fifo.js";
+import { Fifo, type ChannelLength, type Delivery, type WaitStore, type Waiter } from "./fifo.js";
 import { Sessions } from "./sessions.js";
 import { limitsFor } from "./limits.js";
 import { handleHttp } from "./http.js";
@@ -25,7 +25,14 @@ export interface SocketState {
   /** The client id (client role only). */
   id?: string;
   session: string;
+  /** Its waiting receives as [fifo, request id, order] (see fifo.ts), unless they did not fit here. */
+  waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
 }
+
+// What a socket keeps of its waits in its attachment (which workerd bounds in
+// size); the rest are rows.
+const ATTACHED_WAITS = 8;
+const ATTACHED_WAIT_BYTES = 512;
 
 export type Socket = Connection<SocketState>;
 
@@ -68,8 +75,38 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   get fifo(): Fifo {
-    return (this.#fifo ??= new Fifo(this.ctx.storage.sql));
+    return (this.#fifo ??= new Fifo(this.ctx.storage.sql, this.#waitStore));
   }
+
+  // Waits are kept with their sockets: an attachment survives hibernation and
+  // ends with its socket, as a wait does, and setting it commits nothing.
+  #waitStore: WaitStore = {
+    load: () => {
+      const waits: Waiter[] = [];
+      for (const socket of this.getConnections<SocketState>()) {
+        const state = socket.state;
+        for (const [fifo, request, ord] of state?.waits ?? []) waits.push({ ord, fifo, request, socket: socket.id, session: state!.session });
+      }
+      return waits;
+    },
+    save: (id, waits) => {
+      const socket = this.getConnection<SocketState>(id);
+      const state = socket?.state;
+      if (!socket || !state) return false;
+      let bytes = 0;
+      for (const w of waits) bytes += w.fifo.length;
+      if (waits.length > ATTACHED_WAITS || bytes > ATTACHED_WAIT_BYTES) return false;
+      const { waits: _, ...rest } = state;
+      const next: SocketState = waits.length === 0 ? rest : { ...rest, waits: waits.map((w): [string, number, number] => [w.fifo, w.request, w.ord]) };
+      try {
+        socket.setState(next);
+      } catch {
+        socket.setState(state); // too large for an attachment after all
+        return false;
+      }
+      return true;
+    },
+  };
 
   get sessions(): Sessions {
     return (this.#sessions ??= new Sessions(this.ctx.storage.sql));

@@ -85,12 +85,9 @@ export function storedItems(stub: Stub): Promise<StoredItem[]> {
   });
 }
 
-/** How many waiting GETs the object has stored. */
+/** How many waiting GETs the object has kept (with their sockets, or as rows). */
 export function storedWaiters(stub: Stub): Promise<number> {
-  return runInDurableObject(stub, (_instance: SharedObject, state) => {
-    if (!hasTable(state, "fifo_waiters")) return 0;
-    return state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_waiters").one().n;
-  });
+  return runInDurableObject(stub, (instance: SharedObject) => instance.fifo.waiting);
 }
 
 /** Polls `check` until it returns true (for effects no socket reports). */

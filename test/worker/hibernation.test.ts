@@ -38,7 +38,7 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     expect(await stillWaiting(receiver, get)).toBe(true);
 
     await hibernate(target.stub, [receiver, producer]);
-    expect(await storedWaiters(target.stub)).toBe(1); // the wait lives in storage, not in memory
+    expect(await storedWaiters(target.stub)).toBe(1); // the wait lives with its socket, not only in memory
     await put(producer, "after the nap");
     expect((await got(receiver, get))?.value).toBe("after the nap");
     expect(await storedWaiters(target.stub)).toBe(0);
@@ -59,6 +59,32 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     expect((await got(receivers[0], gets[0]))?.value).toBe(1);
     expect((await got(receivers[1], gets[1]))?.value).toBe(2);
     expect(await stillWaiting(receivers[2], gets[2])).toBe(true);
+  });
+
+  test("keeps more waits of one socket than its attachment holds, in order", async () => {
+    const target = makeTarget();
+    const receiver = await target.client();
+    const other = await target.server();
+    // Sixteen waits on one socket (the first with it, the rest as rows), some with long names, among another socket's.
+    const onQx: [typeof receiver, number][] = [];
+    const onLong: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      onQx.push([receiver, startGet(receiver, "queue", "qx")]);
+      if (i % 3 === 0) onLong.push(startGet(receiver, "queue", `long${i}`.padEnd(150, "x")));
+      expect(await stillWaiting(receiver, onQx.at(-1)![1])).toBe(true); // in the object before the other's next
+      if (i % 4 === 0) {
+        onQx.push([other, startGet(other, "queue", "qx")]);
+        expect(await stillWaiting(other, onQx.at(-1)![1])).toBe(true);
+      }
+    }
+    expect(await storedWaiters(target.stub)).toBe(onQx.length + onLong.length);
+    await hibernate(target.stub, [receiver, other]);
+    expect(await storedWaiters(target.stub)).toBe(onQx.length + onLong.length);
+    const producer = await target.server();
+    for (let i = 0; i < onQx.length; i++) await put(producer, i, "queue", "qx");
+    for (let i = 0; i < onQx.length; i++) expect((await got(onQx[i][0], onQx[i][1]))?.value).toBe(i);
+    for (const id of onLong) expect(await stillWaiting(receiver, id)).toBe(true);
+    expect(await storedWaiters(target.stub)).toBe(onLong.length);
   });
 
   test("keeps items leased to a hibernated socket leased to it", async () => {
