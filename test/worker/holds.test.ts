@@ -7,7 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, test } from "vitest";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
-import { KINDS, type Stub } from "./objects.js";
+import { KINDS, type Stub, type Target } from "./objects.js";
 import { ack, closeHolding, got, put, size, startGet, stillWaiting, storedItems, take } from "./channels.js";
 
 /** Ends every hold now, as if the grace period had passed. */
@@ -19,6 +19,17 @@ function endHolds(stub: Stub): Promise<void> {
 
 function alarmAt(stub: Stub): Promise<number | null> {
   return runInDurableObject(stub, (_instance: SharedObject, state) => state.storage.getAlarm());
+}
+
+/** Alice's session took item "x" (put by a server socket) and her socket closed before acknowledging it. */
+async function heldForAlice(target: Target) {
+  const session = crypto.randomUUID();
+  const before = await target.client("alice", { session });
+  const other = await target.server();
+  await put(other, "x");
+  const x = (await take(before))!;
+  await closeHolding(before, target.stub, [x.seq]);
+  return { session, other, x };
 }
 
 describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTarget) => {
@@ -44,12 +55,7 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTa
 
   test("the same session reconnecting gets a held item again, exactly once", async () => {
     const target = makeTarget();
-    const session = crypto.randomUUID();
-    const before = await target.client("alice", { session });
-    const other = await target.server();
-    await put(other, "x");
-    const x = (await take(before))!;
-    await closeHolding(before, target.stub, [x.seq]);
+    const { session, other, x } = await heldForAlice(target);
 
     const after = await target.client("alice", { session });
     expect(await take(after)).toEqual(x); // the reply was lost with the socket: asked again, given again
@@ -61,12 +67,7 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTa
 
   test("the same session reconnecting may acknowledge a held item it had received", async () => {
     const target = makeTarget();
-    const session = crypto.randomUUID();
-    const before = await target.client("alice", { session });
-    const other = await target.server();
-    await put(other, "x");
-    const x = (await take(before))!;
-    await closeHolding(before, target.stub, [x.seq]);
+    const { session, other, x } = await heldForAlice(target);
 
     const after = await target.client("alice", { session });
     expect(await ack(after, [x.seq])).toBe(1);
