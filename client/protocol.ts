@@ -248,7 +248,8 @@ export function checkKey(key: unknown): { code: ErrorCode; message: string } | n
 /** Returns why `name` is not a valid space name or client id, or null. */
 export function checkName(name: unknown, what: string): string | null {
   if (typeof name !== "string" || name.length === 0) return `${what} must be a non-empty string`;
-  if (utf8.encode(name).length > Limits.MAX_NAME_BYTES) return `${what} is longer than ${Limits.MAX_NAME_BYTES} bytes`;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most names need no encoding to be measured.
+  if (name.length * 3 > Limits.MAX_NAME_BYTES && utf8.encode(name).length > Limits.MAX_NAME_BYTES) return `${what} is longer than ${Limits.MAX_NAME_BYTES} bytes`;
   // A URL path segment "." or ".." (also as %2e) is resolved away and would reach another route.
   if (name === "." || name === "..") return `${what} cannot be "." or ".."`;
   return null;

@@ -48,7 +48,14 @@ export class VersionedDict {
     this.#sql = sql;
     this.#schema = new Schema(sql, "dict", SCHEMA);
     if (!this.#schema.exists) return;
-    this.#version = this.#meta("version");
+    // Each version is the v of the rows it wrote (a row keeps its last
+    // write's v), so the greatest v is the version, read through the index
+    // rather than written as a meta row on every write. The meta row counts
+    // where rows may not: after a prune (which may remove all of the newest
+    // version's tombstones), and in objects of earlier versions, which
+    // wrote it on every write.
+    const top = sql.exec<{ v: number | null }>("SELECT max(v) AS v FROM dict").one().v ?? 0;
+    this.#version = Math.max(top, this.#meta("version"));
     this.#floor = this.#meta("floor");
     this.#live = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n;
     this.#tombstones = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NULL").one().n;
@@ -97,13 +104,23 @@ export class VersionedDict {
     return { entries, more: false };
   }
 
-  #isLive(key: string): boolean {
-    if (!this.#schema.exists) return false;
-    return this.#sql.exec("SELECT 1 FROM dict WHERE key = ? AND value IS NOT NULL", key).toArray().length > 0;
+  /** What is stored for each of `keys`: true a live value, false a tombstone, no entry no row. */
+  #rows(keys: Iterable<string>): Map<string, boolean> {
+    const rows = new Map<string, boolean>();
+    if (!this.#schema.exists) return rows;
+    for (const key of keys) {
+      if (rows.has(key)) continue;
+      const row = this.#sql.exec<{ live: number }>("SELECT value IS NOT NULL AS live FROM dict WHERE key = ?", key).toArray()[0];
+      if (row) rows.set(key, row.live === 1);
+    }
+    return rows;
   }
 
-  /** Checks a write against the limits without changing anything; throws ProtocolError. */
-  check(write: DictWrite, limits: LimitsInForce): void {
+  /**
+   * Checks a write against the limits without changing anything; throws
+   * ProtocolError. For a set, returns what it looked up, for apply().
+   */
+  check(write: DictWrite, limits: LimitsInForce): Map<string, boolean> | undefined {
     if (write.kind === "clear") return;
     if (write.kind === "delete") {
       const bad = checkKey(write.key);
@@ -113,8 +130,6 @@ export class VersionedDict {
     if (write.entries.length > Limits.MAX_UPDATE_ENTRIES) {
       throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `an update is limited to ${Limits.MAX_UPDATE_ENTRIES} keys`);
     }
-    let added = 0;
-    const seen = new Set<string>();
     for (const [key, value] of write.entries) {
       const bad = checkKey(key);
       if (bad) throw new ProtocolError(bad.code, bad.message);
@@ -122,51 +137,62 @@ export class VersionedDict {
         throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
       }
       if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value`);
-      if (!seen.has(key) && !this.#isLive(key)) added++;
+    }
+    const rows = this.#rows(write.entries.map(([key]) => key));
+    let added = 0;
+    const seen = new Set<string>();
+    for (const [key] of write.entries) {
+      if (!seen.has(key) && rows.get(key) !== true) added++;
       seen.add(key);
     }
     if (this.#live + added > limits.MAX_KEYS_PER_DICT) {
       throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${limits.MAX_KEYS_PER_DICT} keys`);
     }
+    return rows;
   }
 
-  /** Applies one write (already checked). */
-  apply(write: DictWrite): AppliedWrite {
+  /**
+   * Applies one write (already checked; `rows`: what check() returned for
+   * it, else looked up here). Deleting a missing key or clearing an empty
+   * dict changes nothing: no new version, nothing stored.
+   */
+  apply(write: DictWrite, rows?: Map<string, boolean>): AppliedWrite {
     const sql = this.#sql;
     let result: AppliedWrite;
-    // Deleting a missing key changes nothing: no new version, nothing stored.
-    if (write.kind === "delete" && !this.#isLive(write.key)) return { version: this.#version, entries: [], cleared: false, changed: false };
-    this.#schema.create();
+    const unchanged = { version: this.#version, entries: [], cleared: false, changed: false };
     if (write.kind === "delete") {
-      const v = ++this.#version;
-      sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ?", v, write.key);
+      if (!this.#schema.exists) return unchanged;
+      const v = this.#version + 1;
+      if (sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ? AND value IS NOT NULL", v, write.key).rowsWritten === 0) return unchanged;
+      this.#version = v;
       this.#live--;
       this.#tombstones++;
       result = { version: v, entries: [[write.key, null]], cleared: false, changed: true };
     } else if (write.kind === "clear") {
+      if (this.#live === 0) return unchanged;
       const v = ++this.#version;
       sql.exec("UPDATE dict SET value = NULL, v = ? WHERE value IS NOT NULL", v);
       this.#tombstones += this.#live;
       this.#live = 0;
       result = { version: v, entries: [], cleared: true, changed: true };
     } else {
+      rows ??= this.#rows(write.entries.map(([key]) => key));
+      this.#schema.create();
       const v = ++this.#version;
       for (const [key, value] of write.entries) {
-        const row = sql.exec<{ live: number }>("SELECT value IS NOT NULL AS live FROM dict WHERE key = ?", key).toArray()[0];
-        const existed = row !== undefined;
-        const wasLive = existed && row.live === 1;
         sql.exec(
           "INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v",
           key, value, v,
         );
-        if (!wasLive) {
+        const was = rows.get(key);
+        if (was !== true) {
           this.#live++;
-          if (existed) this.#tombstones--;
+          if (was === false) this.#tombstones--;
+          rows.set(key, true); // a key given twice counts once
         }
       }
       result = { version: v, entries: write.entries, cleared: false, changed: true };
     }
-    this.#setMeta("version", this.#version);
     if (this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
     return result;
   }
@@ -180,6 +206,9 @@ export class VersionedDict {
     this.#tombstones -= removed;
     this.#floor = Math.max(this.#floor, cut.v);
     this.#setMeta("floor", this.#floor);
+    // The rows pruned may include every row of the newest version (a clear's
+    // tombstones): from here on it is kept as a meta row too.
+    this.#setMeta("version", this.#version);
   }
 
   /**

@@ -108,6 +108,15 @@ export class Fifo {
   // Counts per fifo, computed from storage on first use after each wake and
   // kept up to date after: the limits need them on every put.
   #stats = new Map<string, FifoStats>();
+  // Rows not leased to anyone (held ones included) per fifo, counted from
+  // storage on first use and kept after; an entry is dropped (counted again
+  // when next needed) where keeping it exact would take a read. While it is
+  // 0, a take finds nothing without a query, and a put with a receiver
+  // waiting stores the item already leased to it (one statement, not two).
+  #ready = new Map<string, number>();
+  // Whether any item may be held (false only once a query found none):
+  // a waiting receive looks for the end of a hold only if so.
+  #maybeHeld: boolean | undefined;
 
   #waitsSchema: Schema;
   #store: WaitStore;
@@ -172,17 +181,55 @@ export class Fifo {
     return stats;
   }
 
-  put(fifo: string, value: Uint8Array): void {
+  /** Rows of `fifo` leased to nobody (see #ready). */
+  #readyOf(fifo: string): number {
+    let ready = this.#ready.get(fifo);
+    if (ready === undefined) {
+      ready = this.#used
+        ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL", fifo).one().n
+        : 0;
+      this.#ready.set(fifo, ready);
+    }
+    return ready;
+  }
+
+  #addReady(fifo: string, n: number): void {
+    const ready = this.#ready.get(fifo);
+    if (ready !== undefined) this.#ready.set(fifo, ready + n);
+  }
+
+  /**
+   * Stores an item on `fifo`. If nothing is in line before it and a receiver
+   * waits (`isOpen` tells whether its socket is still there), the item is
+   * stored leased to the first such receiver and returned as its delivery:
+   * what serve() would do next, in one statement.
+   */
+  put(fifo: string, value: Uint8Array, isOpen?: (socket: string) => boolean): Delivery | null {
     const stats = this.stats(fifo);
     this.#schema.create();
-    this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
     stats.items++;
     stats.bytes += value.byteLength;
+    if (isOpen && this.#readyOf(fifo) === 0) {
+      for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
+        if (!isOpen(waiter.socket)) {
+          this.#unwait(waiter);
+          continue;
+        }
+        const { seq } = this.#sql.exec<{ seq: number }>(
+          "INSERT INTO fifo_items (fifo, value, lease, session) VALUES (?, ?, ?, ?) RETURNING seq", fifo, value, waiter.socket, waiter.session,
+        ).one();
+        this.#unwait(waiter);
+        return { socket: waiter.socket, request: waiter.request, item: { seq, value } };
+      }
+    }
+    this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
+    this.#addReady(fifo, 1);
+    return null;
   }
 
   /** Items waiting to be taken (delivered ones, acknowledged or not yet, and held ones are not counted). */
   size(fifo: string, now = Date.now()): number {
-    if (!this.#used) return 0;
+    if (this.#readyOf(fifo) === 0) return 0;
     return this.#sql.exec<{ n: number }>(
       "SELECT count(*) AS n FROM fifo_items WHERE fifo = ? AND lease IS NULL AND (held_until IS NULL OR held_until <= ?)", fifo, now,
     ).one().n;
@@ -190,7 +237,7 @@ export class Fifo {
 
   /** Leases the first item `receiver` may take, or returns null. */
   take(fifo: string, receiver: Receiver, now = Date.now()): Item | null {
-    if (!this.#used) return null;
+    if (this.#readyOf(fifo) === 0) return null;
     const row = this.#sql.exec<{ seq: number; value: ArrayBuffer }>(
       `UPDATE fifo_items SET lease = ?1, session = ?2, held_until = NULL
        WHERE seq = (SELECT seq FROM fifo_items
@@ -199,7 +246,9 @@ export class Fifo {
        RETURNING seq, value`,
       receiver.socket, receiver.session, fifo, now,
     ).toArray()[0];
-    return row ? { seq: row.seq, value: new Uint8Array(row.value) } : null;
+    if (!row) return null;
+    this.#addReady(fifo, -1);
+    return { seq: row.seq, value: new Uint8Array(row.value) };
   }
 
   /**
@@ -207,7 +256,10 @@ export class Fifo {
    * may acknowledge it meanwhile; after that it is back at the head for all.
    */
   hold(seq: number, until: number): void {
-    this.#sql.exec("UPDATE fifo_items SET lease = NULL, held_until = ? WHERE seq = ?", until, seq);
+    for (const { fifo } of this.#sql.exec<{ fifo: string }>("UPDATE fifo_items SET lease = NULL, held_until = ? WHERE seq = ? RETURNING fifo", until, seq)) {
+      this.#ready.delete(fifo);
+    }
+    this.#maybeHeld = true;
   }
 
   /** Registers a receiver waiting on `fifo` for request `request`. */
@@ -243,11 +295,12 @@ export class Fifo {
     if (!this.#used) return 0;
     let removed = 0;
     for (const seq of seqs) {
-      const row = this.#sql.exec<{ fifo: string; size: number }>(
-        "DELETE FROM fifo_items WHERE seq = ? AND session = ? RETURNING fifo, length(value) AS size", seq, session,
+      const row = this.#sql.exec<{ fifo: string; size: number; unleased: number }>(
+        "DELETE FROM fifo_items WHERE seq = ? AND session = ? RETURNING fifo, length(value) AS size, lease IS NULL AS unleased", seq, session,
       ).toArray()[0];
       if (!row) continue;
       removed++;
+      if (row.unleased) this.#addReady(row.fifo, -1);
       const stats = this.#stats.get(row.fifo);
       if (stats) {
         stats.items--;
@@ -268,6 +321,7 @@ export class Fifo {
       ).toArray()[0];
       if (row) fifos.add(row.fifo);
     }
+    for (const fifo of fifos) this.#ready.delete(fifo);
     return [...fifos];
   }
 
@@ -280,10 +334,13 @@ export class Fifo {
     if (this.#waitList !== null) this.#waitList = this.#waitList.filter((w) => w.socket !== socket);
     if (this.#waitsSchema.exists) this.#sql.exec("DELETE FROM fifo_waits WHERE socket = ?", socket);
     if (!this.#used) return [];
-    return this.#sql.exec<{ fifo: string }>(
-      "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo",
-      now + RECONNECT_GRACE_MS, socket,
-    ).toArray().map((row) => row.fifo).filter((fifo, i, all) => all.indexOf(fifo) === i);
+    const fifos = new Set<string>();
+    for (const { fifo } of this.#sql.exec<{ fifo: string }>(
+      "UPDATE fifo_items SET lease = NULL, held_until = ? WHERE lease = ? RETURNING fifo", now + RECONNECT_GRACE_MS, socket,
+    )) fifos.add(fifo);
+    for (const fifo of fifos) this.#ready.delete(fifo);
+    if (fifos.size > 0) this.#maybeHeld = true;
+    return [...fifos];
   }
 
   /** The first `limit` fifos (by name) that hold items or have receivers waiting. */
@@ -337,14 +394,17 @@ export class Fifo {
 
   /** The earliest end of a hold on a fifo someone waits on, if any. */
   nextHoldEnd(now = Date.now()): number | null {
-    if (!this.#used || this.#waits.length === 0) return null;
+    if (!this.#used || this.#waits.length === 0 || this.#maybeHeld === false) return null;
     const waited = new Set(this.waitedOn());
     let end: number | null = null;
+    let any = false;
     for (const row of this.#sql.exec<{ fifo: string; t: number }>(
       "SELECT fifo, min(held_until) AS t FROM fifo_items WHERE held_until > ? AND lease IS NULL GROUP BY fifo", now,
     )) {
+      any = true;
       if (waited.has(row.fifo) && (end === null || row.t < end)) end = row.t;
     }
+    this.#maybeHeld = any;
     return end;
   }
 

@@ -90,7 +90,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       return waits;
     },
     save: (id, waits) => {
-      const socket = this.getConnection<SocketState>(id);
+      const socket = this.#helloed().get(id);
       const state = socket?.state;
       if (!socket || !state) return false;
       let bytes = 0;
@@ -155,7 +155,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /** Sockets that completed HELLO, optionally only those with `tag`. */
   protected *sockets(tag?: string): Generator<Socket> {
     if (tag === undefined) {
-      for (const socket of this.#helloed()) if (socket.readyState === WebSocket.READY_STATE_OPEN) yield socket;
+      for (const socket of this.#helloed().values()) if (socket.readyState === WebSocket.READY_STATE_OPEN) yield socket;
       return;
     }
     for (const socket of this.getConnections<SocketState>(tag)) {
@@ -163,17 +163,18 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
   }
 
-  // Every socket that completed HELLO, kept from one event to the next: a
-  // dict write sends its change to each without a pass over getConnections,
-  // which reads (deserializes) the attachment of every socket again each
-  // time. Dropped on each HELLO, close and error and rebuilt by the next
-  // pass; an instance woken from hibernation starts without it.
-  #helloedCache: Socket[] | null = null;
+  // Every socket that completed HELLO by id, in order of HELLO, kept from
+  // one event to the next: a dict write sends its change to each, and a
+  // delivery finds its socket, without a pass over getConnections (or
+  // partyserver's getConnection, the same pass), which reads (deserializes)
+  // the attachment of every socket each time. Built by the first use after
+  // each wake, then kept up to date by HELLO, close and error.
+  #helloedCache: Map<string, Socket> | null = null;
 
-  #helloed(): Socket[] {
+  #helloed(): Map<string, Socket> {
     if (this.#helloedCache === null) {
-      const all: Socket[] = [];
-      for (const socket of this.getConnections<SocketState>()) if (socket.state) all.push(socket);
+      const all = new Map<string, Socket>();
+      for (const socket of this.getConnections<SocketState>()) if (socket.state) all.set(socket.id, socket);
       this.#helloedCache = all;
     }
     return this.#helloedCache;
@@ -196,7 +197,24 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.send(socket, [Msg.ERROR, id, code, message]);
   }
 
+  // Sockets whose messages this instance has served. partyserver's
+  // webSocketMessage first checks that a socket is one of its own by
+  // deserializing its attachment, on every message: once per socket and
+  // instance is enough (a probe of the pipe round trip put that check at
+  // about a tenth of the object's CPU time).
+  #served = new WeakSet<WebSocket>();
+
+  async webSocketMessage(ws: WebSocket, message: WSMessage): Promise<void> {
+    if (!this.#served.has(ws)) return super.webSocketMessage(ws, message);
+    try {
+      await this.onMessage(ws as Socket, message);
+    } catch (error) {
+      console.error("sharevars: webSocketMessage", error);
+    }
+  }
+
   async onMessage(socket: Socket, message: WSMessage): Promise<void> {
+    this.#served.add(socket);
     if (typeof message === "string") {
       return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "frames are binary CBOR, not text");
     }
@@ -339,7 +357,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   async onClose(socket: Socket): Promise<void> {
-    this.#helloedCache = null;
+    this.#helloedCache?.delete(socket.id);
     const state = socket.state;
     if (!state) return;
     const held = this.fifo.socketClosed(socket.id);
@@ -351,7 +369,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   onError(socket: Socket, error: unknown): void {
-    this.#helloedCache = null;
+    this.#helloedCache?.delete(socket.id);
     super.onError(socket, error);
   }
 
@@ -372,9 +390,10 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
       throw new ProtocolError(ErrorCode.QUEUE_FULL, `a queue or pipe holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
     }
-    this.fifo.put(fifo, value);
+    const delivery = this.fifo.put(fifo, value, (s) => this.#isOpen(s));
     stored?.();
-    this.serveWaiters(fifo);
+    if (delivery) this.#deliver([delivery]);
+    else this.serveWaiters(fifo);
   }
 
   /** Serves socket waiters of `fifo` first come first served, then wakes HTTP takes. */
@@ -419,13 +438,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (current === null || current > end) await this.ctx.storage.setAlarm(end);
   }
 
+  /** Whether the HELLO'd socket `socketId` is open (waits and leases belong to such sockets only). */
   #isOpen(socketId: string): boolean {
-    return this.getConnection(socketId)?.readyState === WebSocket.READY_STATE_OPEN;
+    return this.#helloed().get(socketId)?.readyState === WebSocket.READY_STATE_OPEN;
   }
 
   #deliver(deliveries: Delivery[]): void {
     for (const { socket, request, item } of deliveries) {
-      const connection = this.getConnection(socket);
+      const connection = this.#helloed().get(socket);
       if (connection) this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
     }
   }
@@ -456,7 +476,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
     socket.setState(state);
-    this.#helloedCache = null;
+    this.#helloedCache?.set(socket.id, socket);
 
     const snapshot = this.dict.snapshot(args.since);
     let step = snapshot.next();
@@ -483,11 +503,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Checks and applies a dict write, and sends the change to every socket but `origin`. */
   writeDict(write: DictWrite, origin?: string): AppliedWrite {
-    this.dict.check(write, this.limits);
-    const applied = this.dict.apply(write);
+    const rows = this.dict.check(write, this.limits);
+    const applied = this.dict.apply(write, rows);
     if (applied.changed) {
       const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
-      for (const other of this.#helloed()) {
+      for (const other of this.#helloed().values()) {
         if (other.readyState === WebSocket.READY_STATE_OPEN && other.id !== origin) this.emit(other, change);
       }
     }

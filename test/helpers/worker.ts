@@ -12,6 +12,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 export interface LocalWorker {
   url: string;
   port: number;
+  /** wrangler's devtools port (the worker's V8 inspector). */
+  inspectorPort: number;
   /** The wrangler process, leader of the process group that includes workerd. */
   pid: number;
   persistTo: string;
@@ -102,6 +104,7 @@ async function startOnce(options: StartOptions): Promise<LocalWorker> {
   return {
     url,
     port,
+    inspectorPort,
     pid: child.pid!,
     persistTo,
     output: () => output,
