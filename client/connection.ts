@@ -70,6 +70,8 @@ export class Connection {
   #inflight = new Map<number, Inflight>();
   #acks: number[] = [];
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Ids of ACK requests sent quiet (no reply), ascending, until a later request's reply shows them stored. */
+  #quietAcks: number[] = [];
   #outbox: Uint8Array<ArrayBuffer>[] = [];
   #closedWith: SharevarsError | null = null;
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
@@ -160,6 +162,7 @@ export class Connection {
     this.#isReady = false;
     this.#outbox = [];
     this.#acks = [];
+    this.#quietAcks = [];
     clearTimeout(this.#ackTimer);
     this.#socket.close(1000, "closed");
     this.#settleReady.reject(error);
@@ -263,14 +266,22 @@ export class Connection {
     while (this.#acks.length > 0) {
       const batch = this.#acks.splice(0, Limits.MAX_ACK_BATCH);
       const id = this.#nextId++;
-      const frame = encodeFrame([Op.ACK, id, batch]);
+      // Quiet: no reply of its own (one frame less each way, and no BATCH for a
+      // lone reply); a reply to any later request settles it (see #settle).
+      const frame = encodeFrame([Op.ACK, id, batch, true]);
       this.#inflight.set(id, { frame, kind: "ack", resolve: () => {}, reject: () => {} });
+      this.#quietAcks.push(id);
       // In front of this turn's requests: an ack never waits behind them.
       if (this.#isReady && this.#outbox.unshift(frame) === 1) queueMicrotask(() => this.#flush());
     }
   }
 
   #settle(id: number, value: unknown, error: SharevarsError | null): void {
+    // A quiet ACK with a smaller id was sent before request `id` (acks are
+    // sent first: in front of their turn's requests and of replays), so the
+    // object served it first, and this reply left only once it was stored.
+    const acks = this.#quietAcks;
+    while (acks.length > 0 && acks[0] < id) this.#inflight.delete(acks.shift()!);
     const request = this.#inflight.get(id);
     if (!request) return;
     this.#inflight.delete(id);

@@ -20,7 +20,9 @@
 //   PUT kind name value             ->   REPLY null once the item is stored
 //   GET kind name wait              ->   REPLY [seq, value] when an item is leased to this socket
 //                                        (at once, or when one arrives), or null (no wait / cancelled)
-//   ACK [seq...]                    ->   the items leave storage
+//   ACK [seq...] quiet?             ->   the items leave storage; REPLY how many, unless quiet
+//                                        (the library's acks are quiet: a reply to any request it
+//                                        sent after an ACK tells it the ACK was stored)
 //   CANCEL getId                    ->   a waiting GET ends with REPLY null; REPLY true if it was waiting
 //   RELEASE [seq...]                ->   items received for an abandoned GET go back in line
 //   SIZE kind name                  ->   REPLY the number of items waiting
@@ -198,7 +200,7 @@ export type Request =
   | [typeof Op.DICT_UPDATE, number, [string, Uint8Array][]]
   | [typeof Op.PUT, number, ChannelKind, string, Uint8Array]
   | [typeof Op.GET, number, ChannelKind, string, boolean]
-  | [typeof Op.ACK, number, number[]]
+  | [typeof Op.ACK, number, number[]] | [typeof Op.ACK, number, number[], boolean]
   | [typeof Op.CANCEL, number, number]
   | [typeof Op.RELEASE, number, number[]]
   | [typeof Op.SIZE, number, ChannelKind, string]

@@ -313,8 +313,13 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         this.fifo.wait(fifo, receiver, id);
         return this.#armHoldAlarm();
       }
-      case Op.ACK:
-        return this.send(socket, [Msg.REPLY, id, this.fifo.ack(state.session, parseSeqs(frame[2]))]);
+      case Op.ACK: {
+        const quiet = frame[3];
+        if (quiet !== undefined && typeof quiet !== "boolean") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "ACK takes item numbers and an optional quiet flag");
+        const acked = this.fifo.ack(state.session, parseSeqs(frame[2]));
+        if (!quiet) this.send(socket, [Msg.REPLY, id, acked]);
+        return;
+      }
       case Op.RELEASE: {
         const fifos = this.fifo.release(state.session, parseSeqs(frame[2]));
         this.send(socket, [Msg.REPLY, id, fifos.length]);

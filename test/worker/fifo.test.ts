@@ -75,6 +75,25 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     expect(await stillWaiting(second, get)).toBe(true);
   });
 
+  test("a quiet ACK gets no reply of its own and is stored before the reply to the next request", async () => {
+    const target = makeTarget();
+    const wire = await target.client();
+    await put(wire, "a");
+    await put(wire, "b");
+    const a = (await take(wire))!;
+    const quiet = wire.id();
+    wire.send([Op.ACK, quiet, [a.seq], true]);
+    expect(await size(wire)).toBe(1); // served after the ACK
+    expect(wire.frames.some((f) => f[1] === quiet)).toBe(false);
+    expect((await storedItems(target.stub)).map((i) => i.seq)).not.toContain(a.seq);
+    // A quiet ACK of what this session was not given changes nothing, silently too.
+    const b = (await take(wire))!;
+    const other = await target.server();
+    other.send([Op.ACK, other.id(), [b.seq], true]);
+    expect(await size(other)).toBe(0);
+    expect((await storedItems(target.stub)).map((i) => i.seq)).toContain(b.seq);
+  });
+
   test("CANCEL ends a waiting GET with null, and a later item is not lost to it", async () => {
     const target = makeTarget();
     const consumer = await target.client();

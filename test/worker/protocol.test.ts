@@ -63,6 +63,7 @@ const CASES: [string, Bad, string][] = [
   ["GET without the wait flag", withId((id) => [Op.GET, id, "queue", "default"]), ErrorCode.BAD_ARGUMENT],
   ["ACK of a number", withId((id) => [Op.ACK, id, 1]), ErrorCode.BAD_ARGUMENT],
   ["ACK of a negative item", withId((id) => [Op.ACK, id, [-1]]), ErrorCode.BAD_ARGUMENT],
+  ["ACK with a quiet flag that is not a boolean", withId((id) => [Op.ACK, id, [1], "yes"]), ErrorCode.BAD_ARGUMENT],
   ["ACK over MAX_ACK_BATCH", withId((id) => [Op.ACK, id, Array.from({ length: Limits.MAX_ACK_BATCH + 1 }, (_, i) => i + 1)]), ErrorCode.BAD_ARGUMENT],
   ["RELEASE of strings", withId((id) => [Op.RELEASE, id, ["1"]]), ErrorCode.BAD_ARGUMENT],
   ["CANCEL of a string", withId((id) => [Op.CANCEL, id, "1"]), ErrorCode.BAD_ARGUMENT],
