@@ -41,8 +41,15 @@ export class VersionedDict {
   #schema: Schema;
   #version = 0;
   #floor = 0;
-  #live = 0;
-  #tombstones = 0;
+  // Live keys and tombstones: counted from storage when first needed after
+  // each wake (null until then). A set does not look its keys up unless the
+  // dict could reach its key limit: it adds its keys to #live, which is then
+  // an upper bound (#liveExact false) until the next count. #tombstones is
+  // likewise an upper bound (a set may bring a tombstone back to life), made
+  // exact again by each prune. Saves a statement per key set.
+  #live: number | null = 0;
+  #liveExact = true;
+  #tombstones: number | null = 0;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -57,8 +64,22 @@ export class VersionedDict {
     const top = sql.exec<{ v: number | null }>("SELECT max(v) AS v FROM dict").one().v ?? 0;
     this.#version = Math.max(top, this.#meta("version"));
     this.#floor = this.#meta("floor");
-    this.#live = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n;
-    this.#tombstones = sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NULL").one().n;
+    this.#live = null;
+    this.#tombstones = null;
+  }
+
+  /** Live keys, exactly. */
+  #countLive(): number {
+    if (this.#live === null || !this.#liveExact) {
+      this.#live = this.#schema.exists ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n : 0;
+      this.#liveExact = true;
+    }
+    return this.#live;
+  }
+
+  #countTombstones(): number {
+    this.#tombstones ??= this.#schema.exists ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NULL").one().n : 0;
+    return this.#tombstones;
   }
 
   get version(): number {
@@ -66,7 +87,7 @@ export class VersionedDict {
   }
 
   get size(): number {
-    return this.#live;
+    return this.#countLive();
   }
 
   #meta(name: string): number {
@@ -118,7 +139,8 @@ export class VersionedDict {
 
   /**
    * Checks a write against the limits without changing anything; throws
-   * ProtocolError. For a set, returns what it looked up, for apply().
+   * ProtocolError. For a set that could reach the key limit, returns what it
+   * looked up, for apply().
    */
   check(write: DictWrite, limits: LimitsInForce): Map<string, boolean> | undefined {
     if (write.kind === "clear") return;
@@ -138,14 +160,14 @@ export class VersionedDict {
       }
       if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value`);
     }
-    const rows = this.#rows(write.entries.map(([key]) => key));
+    const keys = new Set(write.entries.map(([key]) => key));
+    // Fits even if every key is new (and #live is at least the live count): no look-up.
+    if ((this.#live ?? Infinity) + keys.size <= limits.MAX_KEYS_PER_DICT) return undefined;
+    const live = this.#countLive();
+    const rows = this.#rows(keys);
     let added = 0;
-    const seen = new Set<string>();
-    for (const [key] of write.entries) {
-      if (!seen.has(key) && rows.get(key) !== true) added++;
-      seen.add(key);
-    }
-    if (this.#live + added > limits.MAX_KEYS_PER_DICT) {
+    for (const key of keys) if (rows.get(key) !== true) added++;
+    if (live + added > limits.MAX_KEYS_PER_DICT) {
       throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${limits.MAX_KEYS_PER_DICT} keys`);
     }
     return rows;
@@ -153,30 +175,34 @@ export class VersionedDict {
 
   /**
    * Applies one write (already checked; `rows`: what check() returned for
-   * it, else looked up here). Deleting a missing key or clearing an empty
-   * dict changes nothing: no new version, nothing stored.
+   * it). Deleting a missing key or clearing an empty dict changes nothing:
+   * no new version, nothing stored.
    */
   apply(write: DictWrite, rows?: Map<string, boolean>): AppliedWrite {
     const sql = this.#sql;
     let result: AppliedWrite;
     const unchanged = { version: this.#version, entries: [], cleared: false, changed: false };
-    if (write.kind === "delete") {
+    if (write.kind === "delete" || write.kind === "clear") {
       if (!this.#schema.exists) return unchanged;
+      const tombstones = this.#countTombstones();
       const v = this.#version + 1;
-      if (sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ? AND value IS NOT NULL", v, write.key).rowsWritten === 0) return unchanged;
+      // Rows made tombstones, counted from RETURNING (rowsWritten counts index writes too).
+      const made = write.kind === "delete"
+        ? sql.exec("UPDATE dict SET value = NULL, v = ? WHERE key = ? AND value IS NOT NULL RETURNING 1", v, write.key).toArray().length
+        : sql.exec("UPDATE dict SET value = NULL, v = ? WHERE value IS NOT NULL RETURNING 1", v).toArray().length;
+      if (write.kind === "clear") {
+        this.#live = 0;
+        this.#liveExact = true;
+      } else if (made > 0 && this.#live !== null) {
+        this.#live -= made;
+      }
+      if (made === 0) return unchanged;
       this.#version = v;
-      this.#live--;
-      this.#tombstones++;
-      result = { version: v, entries: [[write.key, null]], cleared: false, changed: true };
-    } else if (write.kind === "clear") {
-      if (this.#live === 0) return unchanged;
-      const v = ++this.#version;
-      sql.exec("UPDATE dict SET value = NULL, v = ? WHERE value IS NOT NULL", v);
-      this.#tombstones += this.#live;
-      this.#live = 0;
-      result = { version: v, entries: [], cleared: true, changed: true };
+      this.#tombstones = tombstones + made;
+      result = write.kind === "delete"
+        ? { version: v, entries: [[write.key, null]], cleared: false, changed: true }
+        : { version: v, entries: [], cleared: true, changed: true };
     } else {
-      rows ??= this.#rows(write.entries.map(([key]) => key));
       this.#schema.create();
       const v = ++this.#version;
       for (const [key, value] of write.entries) {
@@ -184,16 +210,22 @@ export class VersionedDict {
           "INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v",
           key, value, v,
         );
-        const was = rows.get(key);
-        if (was !== true) {
+      }
+      if (rows && this.#live !== null && this.#liveExact) {
+        for (const [key] of write.entries) {
+          const was = rows.get(key);
+          if (was === true) continue;
           this.#live++;
-          if (was === false) this.#tombstones--;
+          if (was === false && this.#tombstones !== null) this.#tombstones--;
           rows.set(key, true); // a key given twice counts once
         }
+      } else if (this.#live !== null) {
+        this.#live += new Set(write.entries.map(([key]) => key)).size;
+        this.#liveExact = false;
       }
       result = { version: v, entries: write.entries, cleared: false, changed: true };
     }
-    if (this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
+    if (this.#tombstones !== null && this.#tombstones > 2 * TOMBSTONES_KEPT) this.#prune();
     return result;
   }
 
@@ -201,14 +233,17 @@ export class VersionedDict {
     const cut = this.#sql
       .exec<{ v: number }>("SELECT v FROM dict WHERE value IS NULL ORDER BY v DESC LIMIT 1 OFFSET ?", TOMBSTONES_KEPT)
       .toArray()[0];
-    if (!cut) return;
-    const removed = this.#sql.exec("DELETE FROM dict WHERE value IS NULL AND v <= ?", cut.v).rowsWritten;
-    this.#tombstones -= removed;
-    this.#floor = Math.max(this.#floor, cut.v);
-    this.#setMeta("floor", this.#floor);
-    // The rows pruned may include every row of the newest version (a clear's
-    // tombstones): from here on it is kept as a meta row too.
-    this.#setMeta("version", this.#version);
+    if (cut) {
+      this.#sql.exec("DELETE FROM dict WHERE value IS NULL AND v <= ?", cut.v);
+      this.#floor = Math.max(this.#floor, cut.v);
+      this.#setMeta("floor", this.#floor);
+      // The rows pruned may include every row of the newest version (a clear's
+      // tombstones): from here on it is kept as a meta row too.
+      this.#setMeta("version", this.#version);
+    }
+    // Exact again (the count was an upper bound, maybe well above).
+    this.#tombstones = null;
+    this.#countTombstones();
   }
 
   /**

@@ -180,6 +180,36 @@ describe("VersionedDict", () => {
     });
   });
 
+  test("sets far from the key limit skip the look-up, and the limit still holds exactly", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const dict = new VersionedDict(state.storage.sql);
+      const limits = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 3 };
+      const write = (...keys: string[]) => {
+        const w = { kind: "set" as const, entries: keys.map((k): [string, Uint8Array] => [k, enc(k)]) };
+        try {
+          dict.apply(w, dict.check(w, limits));
+          return "ok";
+        } catch (error) {
+          if (error instanceof ProtocolError) return error.code;
+          throw error;
+        }
+      };
+      // a, b, a again: each fits even if new, so none is looked up (the count is an upper bound: 3).
+      expect([write("a"), write("b"), write("a")]).toEqual(["ok", "ok", "ok"]);
+      expect(dict.apply({ kind: "delete", key: "b" })).toMatchObject({ changed: true });
+      dict.apply({ kind: "set", entries: [["b", enc("again")]] }); // a tombstone back to life, not looked up either
+      // Near the limit the keys are looked up against an exact count: c fits (a, b, c), d does not, a still does.
+      expect([write("c"), write("d"), write("a", "b"), write("c", "d")]).toEqual(["ok", ErrorCode.TOO_MANY_KEYS, "ok", ErrorCode.TOO_MANY_KEYS]);
+      expect(dict.size).toBe(3);
+      expect(entriesOf([...dict.snapshot()])).toEqual({ a: "a", b: "b", c: "c" });
+      // A clear makes every live key a tombstone; clearing again changes nothing.
+      expect(dict.apply({ kind: "clear" })).toMatchObject({ cleared: true, changed: true });
+      expect(dict.apply({ kind: "clear" })).toMatchObject({ changed: false });
+      expect([dict.size, write("x", "y", "z")]).toEqual([0, "ok"]);
+      expect(dict.size).toBe(3);
+    });
+  });
+
   test("check rejects a write over the limits and changes nothing", async () => {
     await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
       const dict = new VersionedDict(state.storage.sql);
