@@ -52,10 +52,6 @@ export class SpaceObject extends SharedObject {
     return order.filter((row) => online.has(row.id)).map((row) => [row.id, row.ord]);
   }
 
-  #order(id: string): number {
-    return this.#sql().exec<{ ord: number }>("SELECT ord FROM clients WHERE id = ?", id).one().ord;
-  }
-
   protected httpClients(): (offset: number, limit: number) => ClientsPage {
     return (offset, limit) => {
       const online = new Set(this.onlineClients().map(([id]) => id));
@@ -89,14 +85,19 @@ export class SpaceObject extends SharedObject {
   protected joined(socket: Socket, state: SocketState): void {
     if (state.role !== "client") return;
     const id = state.id!;
-    const now = Date.now();
-    this.#sql().exec(
-      `INSERT INTO clients (id, ord, first_seen, last_seen)
-       VALUES (?, (SELECT coalesce(max(ord), 0) + 1 FROM clients), ?, ?)
-       ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen`,
-      id, now, now,
-    );
-    if (!this.#isOnline(id, socket)) this.#tellServers([Msg.CLIENT_ONLINE, id, this.#order(id)]);
+    const sql = this.#sql();
+    // A client seen before is only read here: its last_seen is written when
+    // it leaves (while online, "online" says more), so its HELLO reply does
+    // not wait for a commit. A new client is registered, in order.
+    let order = sql.exec<{ ord: number }>("SELECT ord FROM clients WHERE id = ?", id).toArray()[0]?.ord;
+    if (order === undefined) {
+      const now = Date.now();
+      order = sql.exec<{ ord: number }>(
+        "INSERT INTO clients (id, ord, first_seen, last_seen) VALUES (?, (SELECT coalesce(max(ord), 0) + 1 FROM clients), ?, ?) RETURNING ord",
+        id, now, now,
+      ).one().ord;
+    }
+    if (!this.#isOnline(id, socket)) this.#tellServers([Msg.CLIENT_ONLINE, id, order]);
   }
 
   protected left(socket: Socket, state: SocketState): void {

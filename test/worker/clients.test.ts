@@ -1,0 +1,52 @@
+// The space object's registry of its clients: each client gets its order at
+// its first HELLO; a client seen before is only read at HELLO (its reply then
+// waits for no commit) and its last_seen moves when it leaves.
+import { runInDurableObject } from "cloudflare:test";
+import { expect, test } from "vitest";
+import { Msg } from "../../client/protocol.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { spaceTarget, type Stub } from "./objects.js";
+import { until } from "./channels.js";
+
+type ClientRow = {
+  id: string;
+  ord: number;
+  first_seen: number;
+  last_seen: number;
+};
+
+function rows(stub: Stub): Promise<ClientRow[]> {
+  return runInDurableObject(stub, (_instance: SharedObject, state) =>
+    state.storage.sql.exec<ClientRow>("SELECT id, ord, first_seen, last_seen FROM clients ORDER BY ord").toArray(),
+  );
+}
+
+test("clients keep the order of their first HELLO; a known client's HELLO writes nothing; leaving moves last_seen", async () => {
+  const target = spaceTarget();
+  const server = await target.server();
+  const alice = await target.client("alice");
+  const bob = await target.client("bob");
+  const first = await rows(target.stub);
+  expect(first.map((r) => [r.id, r.ord])).toEqual([["alice", 1], ["bob", 2]]);
+  await until(async () => server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 2, "the server heard of both");
+  expect(server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).map((f) => [f[1], f[2]])).toEqual([["alice", 1], ["bob", 2]]);
+
+  // A second socket of alice: she is known, so nothing is written, and she was online already.
+  const again = await target.client("alice");
+  expect(await rows(target.stub)).toEqual(first);
+
+  alice.close();
+  again.close();
+  await until(async () => server.frames.some((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "alice"), "the server heard alice leave");
+  const left = await rows(target.stub);
+  expect(left[0]).toMatchObject({ id: "alice", ord: 1, first_seen: first[0].first_seen });
+  expect(left[0].last_seen).toBeGreaterThanOrEqual(first[0].last_seen);
+  expect(left[1]).toEqual(first[1]);
+
+  // Back later: still first in order, and the server hears it with that order.
+  await target.client("alice");
+  await until(async () => server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 3, "the server heard alice return");
+  expect(server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).at(-1)!.slice(1)).toEqual(["alice", 1]);
+  expect((await rows(target.stub)).map((r) => [r.id, r.ord])).toEqual([["alice", 1], ["bob", 2]]);
+  bob.close();
+});
