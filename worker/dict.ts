@@ -203,6 +203,9 @@ export class VersionedDict {
         ? { version: v, entries: [[write.key, null]], cleared: false, changed: true }
         : { version: v, entries: [], cleared: true, changed: true };
     } else {
+      // An update of no keys stores nothing, so it takes no version (a
+      // version no row carries would be lost at the next wake).
+      if (write.entries.length === 0) return unchanged;
       this.#schema.create();
       const v = ++this.#version;
       for (const [key, value] of write.entries) {

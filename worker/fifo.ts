@@ -207,8 +207,10 @@ export class Fifo {
   put(fifo: string, value: Uint8Array, isOpen?: (socket: string) => boolean): Delivery | null {
     const stats = this.stats(fifo);
     this.#schema.create();
-    stats.items++;
-    stats.bytes += value.byteLength;
+    const stored = () => {
+      stats.items++;
+      stats.bytes += value.byteLength;
+    };
     if (isOpen && this.#readyOf(fifo) === 0) {
       for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
         if (!isOpen(waiter.socket)) {
@@ -218,11 +220,13 @@ export class Fifo {
         const { seq } = this.#sql.exec<{ seq: number }>(
           "INSERT INTO fifo_items (fifo, value, lease, session) VALUES (?, ?, ?, ?) RETURNING seq", fifo, value, waiter.socket, waiter.session,
         ).one();
+        stored();
         this.#unwait(waiter);
         return { socket: waiter.socket, request: waiter.request, item: { seq, value } };
       }
     }
     this.#sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, value);
+    stored();
     this.#addReady(fifo, 1);
     return null;
   }

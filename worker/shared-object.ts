@@ -374,7 +374,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   onError(socket: Socket, error: unknown): void {
-    this.#helloedCache?.delete(socket.id);
+    this.#helloedCache = null; // rebuilt on next use, with this socket if it is still there
     super.onError(socket, error);
   }
 
@@ -474,6 +474,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const { role, clientId } = SharedObject.roleOf(socket);
     await this.authorize(role, clientId, args);
+    // It closed while the token was checked: its close was handled already, without a state.
+    if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
     let open = 0;
     for (const _ of this.sockets()) open++;
     if (open >= this.maxConnections) {
@@ -481,7 +483,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
     socket.setState(state);
-    this.#helloedCache?.set(socket.id, socket);
+    // A socket that closed while its HELLO awaited (a token check) had its close handled already.
+    if (socket.readyState === WebSocket.READY_STATE_OPEN) this.#helloedCache?.set(socket.id, socket);
 
     const snapshot = this.dict.snapshot(args.since);
     let step = snapshot.next();

@@ -42,11 +42,19 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
     expect((await client.request(Op.DICT_DELETE, "a"))[2]).toBe(3); // already gone: no new version
     expect((await server.request(Op.DICT_UPDATE, [["x", enc("x")], ["y", enc([1, 2])]]))[2]).toBe(4);
     expect((await client.request(Op.DICT_CLEAR))[2]).toBe(5);
+    expect((await client.request(Op.DICT_CLEAR))[2]).toBe(5); // empty already
+    expect((await server.request(Op.DICT_UPDATE, []))[2]).toBe(5); // no keys: nothing stored, no version
     expect((await client.set("z", enc({ n: 26 })))[2]).toBe(6);
 
     const late = await target.client();
     expect(late.hello.result).toMatchObject({ version: 6, full: true });
     expect(entriesOf(late.hello.chunks)).toEqual({ z: { n: 26 } });
+    // No-ops sent no CHANGE: the server saw the client's writes (versions 1, 3, 5, 6) once each.
+    await barrier(server);
+    expect(server.changes().map((f) => f[1])).toEqual([1, 3, 5, 6]);
+    // The version is read back from storage by a new instance (as after a wake).
+    const version = await runInDurableObject(target.stub, (_instance: SharedObject, state) => new VersionedDict(state.storage.sql).version);
+    expect(version).toBe(6);
   });
 
   test("a CHANGE goes to every other socket that said HELLO, never to the writer", async () => {
