@@ -62,7 +62,11 @@ export class SpaceObject extends SharedObject {
           "SELECT id, ord, first_seen, last_seen FROM clients ORDER BY ord LIMIT ? OFFSET ?", limit, offset,
         )
         .toArray()
-        .map((row) => ({ id: row.id, online: online.has(row.id), order: row.ord, firstSeen: row.first_seen, lastSeen: row.last_seen }));
+        .map((row) => {
+          // An online client is seen now (its row's last_seen moves when it leaves).
+          const isOnline = online.has(row.id);
+          return { id: row.id, online: isOnline, order: row.ord, firstSeen: row.first_seen, lastSeen: isOnline ? Date.now() : row.last_seen };
+        });
       return { clients, total };
     };
   }

@@ -4,7 +4,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
 import { Msg } from "../../client/protocol.js";
-import type { SharedObject } from "../../worker/shared-object.js";
+import type { ClientsPage, SharedObject } from "../../worker/shared-object.js";
 import { spaceTarget, type Stub } from "./objects.js";
 import { until } from "./channels.js";
 
@@ -34,6 +34,12 @@ test("clients keep the order of their first HELLO; a known client's HELLO writes
   // A second socket of alice: she is known, so nothing is written, and she was online already.
   const again = await target.client("alice");
   expect(await rows(target.stub)).toEqual(first);
+  // The clients list shows an online client as seen now, whatever its row says.
+  const before = Date.now();
+  const listed = await runInDurableObject(target.stub, (instance: SharedObject) =>
+    (instance as unknown as { httpClients(): (offset: number, limit: number) => ClientsPage }).httpClients()(0, 10));
+  expect(listed.clients.map((c) => [c.id, c.online, c.order])).toEqual([["alice", true, 1], ["bob", true, 2]]);
+  for (const c of listed.clients) expect(c.lastSeen).toBeGreaterThanOrEqual(before);
 
   alice.close();
   again.close();
