@@ -361,7 +361,13 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     await this.#armHoldAlarm();
   }
 
+  // Sockets whose end this instance has handled: an error that ended a socket
+  // is handled as its close, and a close event may still follow it.
+  #ended = new WeakSet<WebSocket>();
+
   async onClose(socket: Socket): Promise<void> {
+    if (this.#ended.has(socket)) return;
+    this.#ended.add(socket);
     this.#helloedCache?.delete(socket.id);
     const state = socket.state;
     if (!state) return;
@@ -373,9 +379,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.left(socket, state);
   }
 
-  onError(socket: Socket, error: unknown): void {
+  async onError(socket: Socket, error: unknown): Promise<void> {
     this.#helloedCache = null; // rebuilt on next use, with this socket if it is still there
-    super.onError(socket, error);
+    console.error("sharevars: socket error", error);
+    // One that ended the socket may come without a close event: its waits
+    // end and what it was given is held for its session, as on a close.
+    if (socket.readyState !== WebSocket.READY_STATE_OPEN) await this.onClose(socket);
   }
 
   /** A hold on an item ended: the waiters it kept waiting may take it now. */

@@ -5,6 +5,7 @@
 // running the object's alarm, as the runtime would 20 s later.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, test } from "vitest";
+import { Msg } from "../../client/protocol.js";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, type Stub, type Target } from "./objects.js";
@@ -32,7 +33,7 @@ async function heldForAlice(target: Target) {
   return { session, other, x };
 }
 
-describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTarget) => {
+describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTarget) => {
   test("are held for the receiver's session for the grace period", async () => {
     const target = makeTarget();
     const session = crypto.randomUUID();
@@ -51,6 +52,33 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (_kind, makeTa
     // Others pass the held item by: the next one is theirs.
     expect((await take(other))?.value).toBe("y");
     expect(await take(other)).toBeNull();
+  });
+
+  test("are held as well when an error ended the socket, and a close after it changes nothing", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const receiver = await target.client("alice", { session });
+    const other = await target.server();
+    await put(other, "x");
+    const x = (await take(receiver))!;
+    // The receiver's socket (the only one with the client role here) ends with
+    // an error, which may come without a close event; then a close event comes.
+    const leaseAfterError = await runInDurableObject(target.stub, async (instance: SharedObject, state) => {
+      const [ws] = state.getWebSockets("client");
+      ws.close(1011, "gone");
+      await instance.webSocketError(ws, new Error("the socket broke"));
+      // Read before any close event is served: the error alone ended the lease.
+      const lease = state.storage.sql.exec<{ lease: string | null }>("SELECT lease FROM fifo_items WHERE seq = ?", x.seq).one().lease;
+      await instance.webSocketClose(ws, 1011, "gone", false);
+      return lease;
+    });
+    expect(leaseAfterError).toBeNull();
+    const [held] = await storedItems(target.stub);
+    expect(held).toMatchObject({ seq: x.seq, lease: null, session });
+    expect(held.held_until).toBeGreaterThan(Date.now());
+    // Handled once: the space object told its server once that alice left (a client object tells nobody).
+    await size(other);
+    expect(other.frames.filter((f) => f[0] === Msg.CLIENT_OFFLINE)).toHaveLength(kind === "space object" ? 1 : 0);
   });
 
   test("the same session reconnecting gets a held item again, exactly once", async () => {
