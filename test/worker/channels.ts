@@ -52,6 +52,19 @@ export async function size(wire: Wire, kind: ChannelKind = "queue", name = "defa
   return reply[2] as number;
 }
 
+/** Starts a GET that waits, and checks that it does wait (nothing it may take yet). */
+export async function waitingGet(wire: Wire, kind: ChannelKind = "queue", name = "default"): Promise<number> {
+  const id = startGet(wire, kind, name);
+  expect(await stillWaiting(wire, id)).toBe(true);
+  return id;
+}
+
+/** `producer` puts `value` and `receiver` takes it (leased to it, not acknowledged). */
+export async function putAndTake(producer: Wire, receiver: Wire, value: unknown): Promise<Got> {
+  await put(producer, value);
+  return (await take(receiver))!;
+}
+
 /**
  * Whether request `id` is still unanswered once the object served everything
  * `wire` sent before now: a reply caused by earlier events would have come first.

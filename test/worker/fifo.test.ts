@@ -3,7 +3,7 @@
 import { describe, expect, test } from "vitest";
 import { ErrorCode, Limits, Msg, Op } from "../../client/protocol.js";
 import { KINDS } from "./objects.js";
-import { ack, got, put, size, startGet, stillWaiting, storedItems, storedWaiters, take, until } from "./channels.js";
+import { ack, got, put, putAndTake, size, startGet, stillWaiting, storedItems, storedWaiters, take, until, waitingGet } from "./channels.js";
 
 describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
   test("items come out in the order they went in, each once", async () => {
@@ -31,8 +31,7 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     const target = makeTarget();
     const consumer = await target.client();
     const producer = await target.server();
-    const get = startGet(consumer);
-    expect(await stillWaiting(consumer, get)).toBe(true);
+    const get = await waitingGet(consumer);
     await put(producer, { job: 1 });
     expect((await got(consumer, get))?.value).toEqual({ job: 1 });
   });
@@ -60,8 +59,7 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     const target = makeTarget();
     const first = await target.client();
     const second = await target.server();
-    await put(second, "only");
-    const item = (await take(first))!;
+    const item = await putAndTake(second, first, "only");
     expect(item.value).toBe("only");
     expect(await size(second)).toBe(0); // delivered items are not waiting
     expect(await take(second)).toBeNull();
@@ -135,10 +133,8 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     const target = makeTarget();
     const holder = await target.client();
     const waiter = await target.server();
-    await put(waiter, "passed on");
-    const item = (await take(holder))!;
-    const get = startGet(waiter);
-    expect(await stillWaiting(waiter, get)).toBe(true);
+    const item = await putAndTake(waiter, holder, "passed on");
+    const get = await waitingGet(waiter);
     expect((await holder.request(Op.RELEASE, [item.seq]))[2]).toBe(1);
     expect(await got(waiter, get)).toEqual(item);
   });
@@ -147,8 +143,7 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     const target = makeTarget();
     const owner = await target.client();
     const stranger = await target.client();
-    const get = startGet(owner);
-    expect(await stillWaiting(owner, get)).toBe(true);
+    const get = await waitingGet(owner);
     expect((await stranger.request(Op.CANCEL, get))[2]).toBe(false);
     expect(await stillWaiting(owner, get)).toBe(true);
     await put(stranger, "for the owner");

@@ -8,7 +8,7 @@ import { Msg, Op } from "../../client/protocol.js";
 import { encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, clientTarget, spaceTarget, type Stub } from "./objects.js";
-import { ack, closeHolding, got, put, size, startGet, stillWaiting, storedItems, storedWaiters, take } from "./channels.js";
+import { ack, closeHolding, got, put, putAndTake, size, startGet, stillWaiting, storedItems, storedWaiters, take, waitingGet } from "./channels.js";
 import type { Wire } from "./wire.js";
 
 const instances = new WeakSet<object>();
@@ -34,8 +34,7 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     const target = makeTarget();
     const receiver = await target.client();
     const producer = await target.server();
-    const get = startGet(receiver);
-    expect(await stillWaiting(receiver, get)).toBe(true);
+    const get = await waitingGet(receiver);
 
     await hibernate(target.stub, [receiver, producer]);
     expect(await storedWaiters(target.stub)).toBe(1); // the wait lives with its socket, not only in memory
@@ -91,8 +90,7 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     const target = makeTarget();
     const receiver = await target.client();
     const other = await target.server();
-    await put(other, "mine");
-    const item = (await take(receiver))!;
+    const item = await putAndTake(other, receiver, "mine");
     await hibernate(target.stub, [receiver, other]);
     expect(await take(other)).toBeNull(); // a socket event: the new instance has started
     // Still a lease, not a hold that would run out: however long it sleeps, nobody else gets it.
@@ -123,8 +121,7 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     const target = makeTarget();
     const receiver = await target.client();
     const waiter = await target.server();
-    await put(waiter, "x");
-    const x = (await take(receiver))!;
+    const x = await putAndTake(waiter, receiver, "x");
     const get = startGet(waiter);
     await closeHolding(receiver, target.stub, [x.seq]);
     await hibernate(target.stub, [waiter]);
@@ -139,8 +136,7 @@ test("a pipe receiver waiting when the client object hibernated gets the other e
   const target = clientTarget();
   const client = await target.client();
   const server = await target.server();
-  const get = startGet(client, "pipe", "chat");
-  expect(await stillWaiting(client, get)).toBe(true);
+  const get = await waitingGet(client, "pipe", "chat");
   await hibernate(target.stub, [client, server]);
   await put(server, "hello from the server", "pipe", "chat");
   expect((await got(client, get))?.value).toBe("hello from the server");

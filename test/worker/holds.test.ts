@@ -9,7 +9,7 @@ import { Msg } from "../../client/protocol.js";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, type Stub, type Target } from "./objects.js";
-import { ack, closeHolding, got, put, size, startGet, stillWaiting, storedItems, take } from "./channels.js";
+import { ack, closeHolding, got, put, putAndTake, size, stillWaiting, storedItems, take, waitingGet } from "./channels.js";
 
 /** Ends every hold now, as if the grace period had passed. */
 function endHolds(stub: Stub): Promise<void> {
@@ -27,8 +27,7 @@ async function heldForAlice(target: Target) {
   const session = crypto.randomUUID();
   const before = await target.client("alice", { session });
   const other = await target.server();
-  await put(other, "x");
-  const x = (await take(before))!;
+  const x = await putAndTake(other, before, "x");
   await closeHolding(before, target.stub, [x.seq]);
   return { session, other, x };
 }
@@ -59,8 +58,7 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTar
     const session = crypto.randomUUID();
     const receiver = await target.client("alice", { session });
     const other = await target.server();
-    await put(other, "x");
-    const x = (await take(receiver))!;
+    const x = await putAndTake(other, receiver, "x");
     // The receiver's socket (the only one with the client role here) ends with
     // an error, which may come without a close event; then a close event comes.
     const leaseAfterError = await runInDurableObject(target.stub, async (instance: SharedObject, state) => {
@@ -109,14 +107,11 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTar
     const session = crypto.randomUUID();
     const old = await target.client("alice", { session });
     const stranger = await target.server();
-    await put(stranger, "x");
-    const x = (await take(old))!;
+    const x = await putAndTake(stranger, old, "x");
     // Another session waits first; the hold still gives x to the session that had it.
-    const strangerGet = startGet(stranger);
-    expect(await stillWaiting(stranger, strangerGet)).toBe(true);
+    const strangerGet = await waitingGet(stranger);
     const fresh = await target.client("alice", { session });
-    const freshGet = startGet(fresh);
-    expect(await stillWaiting(fresh, freshGet)).toBe(true);
+    const freshGet = await waitingGet(fresh);
 
     old.close();
     expect(await got(fresh, freshGet)).toEqual(x);
@@ -140,10 +135,8 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTar
     const target = makeTarget();
     const receiver = await target.client();
     const waiter = await target.server();
-    await put(waiter, "x");
-    const x = (await take(receiver))!;
-    const get = startGet(waiter);
-    expect(await stillWaiting(waiter, get)).toBe(true);
+    const x = await putAndTake(waiter, receiver, "x");
+    const get = await waitingGet(waiter);
     await closeHolding(receiver, target.stub, [x.seq]);
 
     // The object woke itself for the moment the hold ends.
@@ -165,8 +158,7 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTar
     const session = crypto.randomUUID();
     const before = await target.client("alice", { session });
     const other = await target.server();
-    await put(other, "x");
-    const x = (await take(before))!;
+    const x = await putAndTake(other, before, "x");
     await closeHolding(before, target.stub, [x.seq]);
     await endHolds(target.stub);
     expect(await take(other)).toEqual(x);

@@ -8,7 +8,7 @@ import { encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, dumpStorage, type Stub } from "./objects.js";
 import { entriesOf } from "./wire.js";
-import { ack, got, put, size, startGet, stillWaiting, storedItems, storedWaiters, take } from "./channels.js";
+import { ack, got, put, putAndTake, size, startGet, storedItems, storedWaiters, take, waitingGet } from "./channels.js";
 
 const instances = new WeakSet<object>();
 
@@ -86,14 +86,12 @@ describe.each(KINDS)("the %s after a restart", (_kind, makeTarget) => {
   test("an item leased to a lost socket goes to a waiting receiver once the hold ends", async () => {
     const target = makeTarget();
     const receiver = await target.client();
-    await put(receiver, "x");
-    const x = (await take(receiver))!;
+    const x = await putAndTake(receiver, receiver, "x");
     await evictDurableObject(target.stub, { webSockets: "close" });
     await receiver.closed;
 
     const waiter = await target.server();
-    const get = startGet(waiter);
-    expect(await stillWaiting(waiter, get)).toBe(true);
+    const get = await waitingGet(waiter);
     await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
       state.storage.sql.exec("UPDATE fifo_items SET held_until = ?", Date.now() - 1);
     });
