@@ -58,12 +58,16 @@ async function around(baseline: () => Promise<number>, scenario: () => Promise<n
 
 // --- the bare baseline, over raw WebSockets ---
 
+async function openRaw(url: string, name: string): Promise<WebSocket> {
+  const ws = new WebSocket(`${url.replace("http", "ws")}/bench/bare/${name}/ws`);
+  ws.binaryType = "arraybuffer";
+  await new Promise((ok, fail) => ((ws.onopen = ok), (ws.onerror = fail)));
+  return ws;
+}
+
 class Bare {
   static async open(url: string, name: string): Promise<Bare> {
-    const ws = new WebSocket(`${url.replace("http", "ws")}/bench/bare/${name}/ws`);
-    ws.binaryType = "arraybuffer";
-    await new Promise((ok, fail) => ((ws.onopen = ok), (ws.onerror = fail)));
-    return new Bare(ws);
+    return new Bare(await openRaw(url, name));
   }
   #waiters: (() => void)[] = [];
   received = 0;
@@ -100,13 +104,6 @@ class Bare {
 
 /** What the bare object answers the sender of a relay or a pipe put (bench/bare.ts). */
 const REPLIED = 200;
-
-async function openRaw(url: string, name: string): Promise<WebSocket> {
-  const ws = new WebSocket(`${url.replace("http", "ws")}/bench/bare/${name}/ws`);
-  ws.binaryType = "arraybuffer";
-  await new Promise((ok, fail) => ((ws.onopen = ok), (ws.onerror = fail)));
-  return ws;
-}
 
 /**
  * The floor of the pipe round trip: its messages and statements on the bare
@@ -355,16 +352,32 @@ async function main() {
     const sqlBare = await Bare.open(url, `sql-${Date.now()}`);
     const sqlPipelined = () => sqlBare.pipelined(1, N.globalQueueItems);
 
+    /**
+     * A latency scenario, its baseline and its floor (the same messages and
+     * statements on the bare object) in interleaved blocks; adds their rows.
+     */
+    const withFloor = async (
+      base: { figure: string; trip: () => Promise<number> },
+      floor: { scenario: string; trip: () => Promise<number>; close: () => void },
+      scenario: { name: string; over: string; target: string; trip: () => Promise<number>; close: () => Promise<void> },
+    ) => {
+      const [baseRtt, floorRtt, rtt] = await interleavedAll([base.trip, floor.trip, scenario.trip], N.roundTrips);
+      await scenario.close();
+      floor.close();
+      add({ scenario: "baseline", figure: base.figure, value: pct(baseRtt, 50), unit: "ms" });
+      add({ scenario: scenario.name, figure: "p50", value: pct(rtt, 50), unit: "ms", baseline: pct(baseRtt, 50), target: scenario.target });
+      add({ scenario: scenario.name, figure: "p99", value: pct(rtt, 99), unit: "ms", baseline: pct(baseRtt, 99) });
+      add({ scenario: floor.scenario, figure: "p50", value: pct(floorRtt, 50), unit: "ms", baseline: pct(baseRtt, 50) });
+      add({ scenario: scenario.over, figure: "p50", value: pct(rtt, 50), unit: "ms", baseline: pct(floorRtt, 50) });
+    };
+
     const pipe = await pipeEcho(url);
     const pipeFloor = await barePipe(url);
-    const [sqlRtt, floorRtt, pipeRtt] = await interleavedAll([() => sqlBare.roundTrip(1), () => pipeFloor.trip(), () => pipe.trip()], N.roundTrips);
-    await pipe.close();
-    pipeFloor.close();
-    add({ scenario: "baseline", figure: "bare SQL round trip p50", value: pct(sqlRtt, 50), unit: "ms" });
-    add({ scenario: "pipe round trip", figure: "p50", value: pct(pipeRtt, 50), unit: "ms", baseline: pct(sqlRtt, 50), target: "≤ 2.5×" });
-    add({ scenario: "pipe round trip", figure: "p99", value: pct(pipeRtt, 99), unit: "ms", baseline: pct(sqlRtt, 99) });
-    add({ scenario: "floor: the pipe round trip's messages and statements on the bare object", figure: "p50", value: pct(floorRtt, 50), unit: "ms", baseline: pct(sqlRtt, 50) });
-    add({ scenario: "pipe round trip over its floor", figure: "p50", value: pct(pipeRtt, 50), unit: "ms", baseline: pct(floorRtt, 50) });
+    await withFloor(
+      { figure: "bare SQL round trip p50", trip: () => sqlBare.roundTrip(1) },
+      { scenario: "floor: the pipe round trip's messages and statements on the bare object", ...pipeFloor },
+      { name: "pipe round trip", over: "pipe round trip over its floor", target: "≤ 2.5×", trip: () => pipe.trip(), close: () => pipe.close() },
+    );
 
     const [gqBase, gq] = await around(sqlPipelined, () => globalQueue(url, N.globalQueueItems));
     add({ scenario: "baseline", figure: "bare SQL pipelined", value: gqBase, unit: "ops/s" });
@@ -375,14 +388,11 @@ async function main() {
 
     const dict = await dictPair(url);
     const dictFloor = await bareRelay(url);
-    const [echo, relay, dictRtt] = await interleavedAll([() => echoBare.roundTrip(0), () => dictFloor.trip(), () => dict.trip()], N.roundTrips);
-    await dict.close();
-    dictFloor.close();
-    add({ scenario: "baseline", figure: "bare echo round trip p50", value: pct(echo, 50), unit: "ms" });
-    add({ scenario: "dict write visible on another replica", figure: "p50", value: pct(dictRtt, 50), unit: "ms", baseline: pct(echo, 50), target: "≤ 1.5×" });
-    add({ scenario: "dict write visible on another replica", figure: "p99", value: pct(dictRtt, 99), unit: "ms", baseline: pct(echo, 99) });
-    add({ scenario: "floor: a durable write relayed by the bare object to another socket", figure: "p50", value: pct(relay, 50), unit: "ms", baseline: pct(echo, 50) });
-    add({ scenario: "dict write visible elsewhere over its floor", figure: "p50", value: pct(dictRtt, 50), unit: "ms", baseline: pct(relay, 50) });
+    await withFloor(
+      { figure: "bare echo round trip p50", trip: () => echoBare.roundTrip(0) },
+      { scenario: "floor: a durable write relayed by the bare object to another socket", ...dictFloor },
+      { name: "dict write visible on another replica", over: "dict write visible elsewhere over its floor", target: "≤ 1.5×", trip: () => dict.trip(), close: () => dict.close() },
+    );
     echoBare.close();
     sqlBare.close();
 
