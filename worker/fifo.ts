@@ -146,6 +146,15 @@ export class Fifo {
     return this.#waitList;
   }
 
+  /** The waits on `fifo` in order; those whose socket is gone end on the way. */
+  *#openWaits(fifo: string, isOpen: (socket: string) => boolean): Generator<Waiter> {
+    // A copy: the caller ends waits as it serves them.
+    for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
+      if (isOpen(waiter.socket)) yield waiter;
+      else this.#unwait(waiter);
+    }
+  }
+
   /** Keeps the non-row waits of `socket` with it again after a change. */
   #saveSocket(socket: string): void {
     this.#store.save(socket, this.#waits.filter((w) => w.socket === socket && !w.row));
@@ -212,11 +221,7 @@ export class Fifo {
       stats.bytes += value.byteLength;
     };
     if (isOpen && this.#readyOf(fifo) === 0) {
-      for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
-        if (!isOpen(waiter.socket)) {
-          this.#unwait(waiter);
-          continue;
-        }
+      for (const waiter of this.#openWaits(fifo, isOpen)) {
         const { seq } = this.#sql.exec<{ seq: number }>(
           "INSERT INTO fifo_items (fifo, value, lease, session) VALUES (?, ?, ?, ?) RETURNING seq", fifo, value, waiter.socket, waiter.session,
         ).one();
@@ -423,12 +428,7 @@ export class Fifo {
     // Items held for a reconnecting session can only go to that session's waiter:
     // without any, the first waiter that finds nothing ends the round.
     let anyHeld: boolean | undefined;
-    // A copy: serving ends waits as it goes.
-    for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
-      if (!isOpen(waiter.socket)) {
-        this.#unwait(waiter);
-        continue;
-      }
+    for (const waiter of this.#openWaits(fifo, isOpen)) {
       const item = this.take(fifo, waiter, now);
       if (!item) {
         anyHeld ??= this.#sql.exec("SELECT 1 FROM fifo_items WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
