@@ -1,6 +1,14 @@
 // Pipes and queues on the client-library side: one end of a durable FIFO on
 // an object (see worker/fifo.ts). `Pipe` names its operations send/recv,
 // `Queue` put/get; both wait the same way and never swallow an item.
+//
+// A pipe end receives ahead: once the application has taken an item, the
+// next receive leaves with that item's acknowledgement (usually in the same
+// message as what the application sends next), so a conversation costs one
+// message per turn instead of two. The item it brings waits in the handle for
+// the next recv(); size() counts it, and close() hands it back at once. A
+// recv() that times out or is aborted stops this until the next one that
+// takes an item. Queues do not: an item there goes to whichever getter asks.
 import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { ClosedError, LimitError, TimeoutError } from "./errors.js";
@@ -16,10 +24,23 @@ export interface WaitOptions {
 /** How often a timed-out wait still waiting for the object's answer to its CANCEL looks whether it went offline. */
 const CANCEL_GRACE_MS = 1000;
 
+/** A pipe's receive sent ahead of the application's next recv(). */
+interface Ahead {
+  connection: Connection;
+  id: number;
+  reply: Promise<WireItem | null>;
+  /** The item, once it arrived (in hand until a recv() takes it). */
+  item?: WireItem;
+}
+
 class ChannelEnd {
   readonly #connection: () => Connection;
   readonly #kind: ChannelKind;
   readonly name: string;
+  /** The receive sent ahead (pipes only; see the top of this file). */
+  #ahead: Ahead | null = null;
+  /** The application's receives under way. */
+  #receiving = 0;
 
   /** @internal */
   constructor(connection: () => Connection, kind: ChannelKind, name: string) {
@@ -58,18 +79,30 @@ class ChannelEnd {
     const kind = this.#kind;
     const name = this.name;
     const what = `the ${kind} ${JSON.stringify(name)}`;
+    const ahead = this.#ahead?.connection === connection ? this.#ahead : null;
+    this.#ahead = null;
 
-    if (timeout === 0) {
+    // Without a receive ahead, a poll asks for an item without waiting; with
+    // one, it is that receive, cancelled at once unless its item is here.
+    if (timeout === 0 && !ahead) {
       const item = (await connection.request((id) => [Op.GET, id, kind, name, false])) as WireItem | null;
       if (item === null) throw new TimeoutError(`${what} is empty`);
       return this.#accept(connection, item);
     }
 
     let getId = 0;
-    const reply = connection.request((id) => {
-      getId = id;
-      return [Op.GET, id, kind, name, true];
-    }) as Promise<WireItem | null>;
+    let reply: Promise<WireItem | null>;
+    if (ahead) {
+      getId = ahead.id;
+      reply = ahead.reply;
+      connection.hurry();
+    } else {
+      reply = connection.request((id) => {
+        getId = id;
+        return [Op.GET, id, kind, name, true];
+      }) as Promise<WireItem | null>;
+    }
+    this.#receiving++;
 
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -78,6 +111,7 @@ class ChannelEnd {
       let grace: ReturnType<typeof setTimeout> | undefined;
       const finish = () => {
         settled = true;
+        this.#receiving--;
         clearTimeout(timer);
         clearTimeout(grace);
         signal?.removeEventListener("abort", onAbort);
@@ -104,7 +138,7 @@ class ChannelEnd {
       // before the answer (a slow but open link is waited for: giving up there
       // would bring back the endless hand-back).
       const onTimeout = () => {
-        const error = new TimeoutError(`nothing arrived on ${what} within ${timeout} ms`);
+        const error = new TimeoutError(timeout === 0 ? `${what} is empty` : `nothing arrived on ${what} within ${timeout} ms`);
         if (connection.status !== "open") return giveUp(error);
         timedOut = error;
         cancel();
@@ -127,6 +161,7 @@ class ChannelEnd {
           if (item === null) return reject(timedOut ?? new ClosedError(`the wait on ${what} was cancelled`));
           try {
             resolve(this.#accept(connection, item));
+            if (!timedOut) this.#receiveAhead(connection);
           } catch (error) {
             reject(error);
           }
@@ -141,15 +176,41 @@ class ChannelEnd {
   }
 
   #accept(connection: Connection, [seq, bytes]: WireItem): any {
+    connection.unhold(seq);
     connection.ack(seq);
     return decodeValue(bytes);
   }
 
-  /** How many items wait to be received at this end. */
+  /** A pipe end that just took an item sends its next receive with that item's acknowledgement. */
+  #receiveAhead(connection: Connection): void {
+    if (this.#kind !== "pipe" || this.#ahead || this.#receiving > 0 || connection.closed) return;
+    const kind = this.#kind;
+    const name = this.name;
+    let id = 0;
+    const reply = connection.request((i) => {
+      id = i;
+      return [Op.GET, i, kind, name, true];
+    }, "read", true) as Promise<WireItem | null>;
+    const ahead: Ahead = { connection, id, reply };
+    this.#ahead = ahead;
+    reply.then(
+      (item) => {
+        if (item === null || this.#ahead !== ahead) return; // taken by a recv() meanwhile, which handles it
+        ahead.item = item;
+        connection.hold(item[0]);
+      },
+      () => {
+        if (this.#ahead === ahead) this.#ahead = null; // the handle closed
+      },
+    );
+  }
+
+  /** How many items wait to be received at this end (an item already in this handle included). */
   async size(): Promise<number> {
     const kind = this.#kind;
     const name = this.name;
-    return (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
+    const waiting = (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
+    return waiting + (this.#ahead?.item ? 1 : 0);
   }
 }
 

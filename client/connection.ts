@@ -10,8 +10,9 @@
 // are settled instead of sent twice.
 //
 // Requests made in one turn leave together: one BATCH message (one storage
-// transaction on the object) instead of one message each. Acknowledgements
-// wait for the next request to ride along with, or for a timer.
+// transaction on the object) instead of one message each. Acknowledgements,
+// and requests made to ride along with them (a pipe's next receive), wait for
+// the next request, or for a timer.
 import { ReconnectingSocket } from "./socket.js";
 import {
   CloseCode, DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
@@ -69,7 +70,11 @@ export class Connection {
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
   #acks: number[] = [];
+  /** Frames of requests that ride with the next acknowledgement or request (see `request`). */
+  #riders: Uint8Array<ArrayBuffer>[] = [];
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Items received ahead of the application (a pipe's next item) and not yet taken: handed back at close. */
+  #inHand = new Set<number>();
   /** Ids of ACK requests sent quiet (no reply), ascending, until a later request's reply shows them stored. */
   #quietAcks: number[] = [];
   #outbox: Uint8Array<ArrayBuffer>[] = [];
@@ -107,8 +112,13 @@ export class Connection {
     return this.#closedWith !== null;
   }
 
-  /** Sends a request (now, or after the next HELLO) and resolves with its reply. */
-  request(build: (id: number) => Request, kind: RequestKind = "read"): Promise<unknown> {
+  /**
+   * Sends a request (now, or after the next HELLO) and resolves with its
+   * reply. A request that `rides` leaves with the next acknowledgement or
+   * request of this handle, or on the acknowledgement timer, rather than
+   * in a message of its own (`hurry` sends it at once).
+   */
+  request(build: (id: number) => Request, kind: RequestKind = "read", rides = false): Promise<unknown> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const id = this.#nextId++;
     const frame = encodeFrame(build(id));
@@ -117,21 +127,47 @@ export class Connection {
     }
     return new Promise((resolve, reject) => {
       this.#inflight.set(id, { frame, kind, resolve, reject });
-      if (this.#isReady && this.#outbox.push(frame) === 1) queueMicrotask(() => this.#flush());
+      if (!this.#isReady) return; // sent after the next HELLO
+      if (!rides) {
+        if (this.#outbox.push(frame) === 1) queueMicrotask(() => this.#flush());
+      } else if (this.#riders.push(frame) === 1 && this.#acks.length === 0) {
+        this.#ackTimer = setTimeout(() => this.#flush(), 0);
+      }
     });
   }
 
+  /** Sends the requests waiting to ride along now (someone waits for their replies). */
+  hurry(): void {
+    // (With frames in the outbox, a flush is already on its way and takes them along.)
+    if (this.#riders.length > 0 && this.#outbox.length === 0) queueMicrotask(() => this.#flush());
+  }
+
+  /** Item `seq` was received ahead of the application: handed back (RELEASE) if the handle closes before it is taken. */
+  hold(seq: number): void {
+    this.#inHand.add(seq);
+  }
+
+  /** Item `seq` was taken by the application (or handed back). */
+  unhold(seq: number): void {
+    this.#inHand.delete(seq);
+  }
+
   close(): void {
-    // What this handle asked for so far still leaves, acknowledgements included.
+    // What this handle asked for so far still leaves, acknowledgements
+    // included; items received ahead of the application go back (RELEASE)
+    // for the next receiver at once; receives riding along are dropped.
     if (this.#isReady) {
-      this.#drainAcks();
+      this.#riders = [];
+      if (this.#inHand.size > 0) this.request((id) => [Op.RELEASE, id, [...this.#inHand]]).catch(() => {});
       this.#flush();
     }
     this.#fail(new ClosedError());
   }
 
-  /** Sends the requests of this turn: alone, or as BATCH messages; pending acks go first. */
+  /** Sends the requests of this turn: alone, or as BATCH messages; acks go first, then the requests riding along. */
   #flush(): void {
+    clearTimeout(this.#ackTimer);
+    if (this.#riders.length > 0) this.#outbox.unshift(...this.#riders.splice(0));
     if (this.#acks.length > 0) this.#drainAcks();
     const frames = this.#outbox;
     if (frames.length === 0) return;
@@ -162,6 +198,8 @@ export class Connection {
     this.#isReady = false;
     this.#outbox = [];
     this.#acks = [];
+    this.#riders = [];
+    this.#inHand.clear();
     this.#quietAcks = [];
     clearTimeout(this.#ackTimer);
     this.#socket.close(1000, "closed");
@@ -180,7 +218,8 @@ export class Connection {
 
   #onClose(code: number, reason: string): void {
     this.#isReady = false;
-    this.#outbox = []; // every request in it is in #inflight
+    this.#outbox = []; // every request in it (and in #riders) is in #inflight
+    this.#riders = [];
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
@@ -257,8 +296,8 @@ export class Connection {
    * item stays leased to this handle, so nobody else can get it.
    */
   ack(seq: number): void {
-    if (this.#acks.push(seq) > 1) return;
-    this.#ackTimer = setTimeout(() => this.#drainAcks(), 0);
+    if (this.#acks.push(seq) > 1 || this.#riders.length > 0) return;
+    this.#ackTimer = setTimeout(() => this.#flush(), 0);
   }
 
   #drainAcks(): void {

@@ -2,7 +2,7 @@
 // only the other end receives, in order.
 import { describe, expect, test } from "vitest";
 import { handles } from "../helpers/handles.js";
-import { uniqueSpace, until } from "../helpers/e2e.js";
+import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const open = handles();
 
@@ -82,5 +82,104 @@ describe("local pipes", () => {
     await server.clients.get("alice").send("for alice");
     await expect(bob.recv({ timeout: 300 })).rejects.toMatchObject({ name: "TimeoutError" });
     expect(await alice.recv()).toBe("for alice");
+  });
+});
+
+/** A pipe direction of one client's object as the inspector summary shows it. */
+async function pipeState(space: string, id: string, fifo: string): Promise<{ waiting: number; delivered: number; receivers: number }> {
+  const response = await fetch(`${workerUrl()}/v1/spaces/${space}/summary`, { headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+  const summary = (await response.json()) as { clients: { id: string; summary: { channels: { fifo: string; waiting: number; delivered: number; receivers: number }[] } }[] };
+  const channel = summary.clients.find((c) => c.id === id)?.summary.channels.find((c) => c.fifo === fifo);
+  return { waiting: channel?.waiting ?? 0, delivered: channel?.delivered ?? 0, receivers: channel?.receivers ?? 0 };
+}
+
+describe("a pipe end receives ahead", () => {
+  test("after a recv the next receive is already waiting; an item sent meanwhile waits in the handle, and size() counts it", async () => {
+    const space = uniqueSpace("ahead");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    // Before any recv, nothing waits at the object for the client.
+    await peer.send("a");
+    expect(await pipeState(space, "alice", "pipe:down:default")).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
+    expect(await client.recv()).toBe("a");
+    // The next receive left with the acknowledgement of "a".
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    await peer.send("b");
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).delivered === 1, { what: "b delivered to the handle" });
+    expect(await client.pipes["default"].size()).toBe(1);
+    expect(await client.recv({ timeout: 0 })).toBe("b"); // a poll takes the item in hand
+    expect(await client.pipes["default"].size()).toBe(0);
+    // "b" was acknowledged: nothing is left but the next receive.
+    await until(async () => {
+      const state = await pipeState(space, "alice", "pipe:down:default");
+      return state.delivered === 0 && state.waiting === 0 && state.receivers === 1;
+    }, { what: "b acknowledged" });
+  });
+
+  test("close() hands an item in hand back at once, for the next receiver", async () => {
+    const space = uniqueSpace("ahead");
+    const first = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.send("a");
+    expect(await first.recv()).toBe("a");
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    await peer.send("b");
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).delivered === 1, { what: "b delivered to the first handle" });
+    await first.close();
+    // Without the hand-back, "b" would stay held for the closed handle's session for 20 s.
+    const second = await open.client(space, "alice");
+    const started = Date.now();
+    expect(await second.recv({ timeout: 5000 })).toBe("b");
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test("a recv that times out stops receiving ahead: the next item stays at the object", async () => {
+    const space = uniqueSpace("ahead");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.send("a");
+    expect(await client.recv()).toBe("a");
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    await expect(client.recv({ timeout: 100 })).rejects.toMatchObject({ name: "TimeoutError" });
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 0, { what: "the receive cancelled" });
+    await peer.send("b");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await pipeState(space, "alice", "pipe:down:default")).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
+    expect(await client.recv({ timeout: 5000 })).toBe("b");
+  });
+
+  test("queues do not get ahead: an item goes to whichever getter asks", async () => {
+    const space = uniqueSpace("ahead");
+    const client = await open.client(space, "alice");
+    await client.put("a");
+    expect(await client.get()).toBe("a");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await pipeState(space, "alice", "queue:default")).toEqual({ waiting: 0, delivered: 0, receivers: 0 });
+  });
+
+  test("a conversation in a loop keeps order and loses nothing", async () => {
+    const space = uniqueSpace("ahead");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    const echo = (async () => {
+      for (;;) {
+        const x = await peer.recv();
+        await peer.send(x);
+        if (x === 199) return;
+      }
+    })();
+    const got: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      await client.send(i);
+      got.push(await client.recv());
+    }
+    await echo;
+    expect(got).toEqual([...Array(200).keys()]);
+    expect(await client.pipes["default"].size()).toBe(0);
+    expect(await peer.pipes["default"].size()).toBe(0);
   });
 });
