@@ -7,7 +7,7 @@
 //   npm run loadtest -- [--clients 500] [--seconds 60]
 import { Client, Server } from "sharevars";
 import { startWorker, SERVER_TOKEN } from "../test/helpers/worker.ts";
-import { workerdPeakMiB } from "./memory.ts";
+import { workerdPeakMiB } from "./workerd-usage.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -46,6 +46,8 @@ export interface StartOptions {
   config?: string;
   /** The path that answers 200 once the worker is up ("/" by default). */
   ready?: string;
+  /** Extra environment variables for wrangler itself. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -76,7 +78,7 @@ async function startOnce(options: StartOptions): Promise<LocalWorker> {
   const child: ChildProcess = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
     cwd: ROOT,
     detached: true, // its own process group, so stop() also ends workerd
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" },
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
