@@ -7,10 +7,10 @@
 // their semantics does: the same messages and statements, nothing else):
 //   3 a durable relay (a dict write): upsert a row and the sender's session
 //     row, reply to the sender, send the message to every other socket
-//   4 a pipe put, acknowledging the previous item: delete the oldest item,
-//     insert this one and upsert the sender's session row, reply to the
-//     sender, deliver the message to the other socket (its waiting receive)
-//   5 a receive that waits: nothing to answer yet
+//   4 a pipe put, acknowledging the previous item (its next receive rides
+//     along): delete the oldest item, insert this one and upsert the sender's
+//     session row, reply to the sender, deliver the message to the other
+//     socket (its waiting receive)
 // A reply to the sender (modes 3 and 4) is the single byte REPLIED.
 import { DurableObject } from "cloudflare:workers";
 
@@ -50,8 +50,6 @@ export class BareObject extends DurableObject {
       sql.exec("INSERT INTO sessions (session, seq) VALUES ('s', ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq", bytes[1] | (bytes[2] << 8) | (bytes[3] << 16));
       ws.send(Uint8Array.of(REPLIED));
       for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
-    } else if (bytes[0] === 5) {
-      // a receive that waits
     } else if (bytes[0] === 2) {
       for (const socket of this.ctx.getWebSockets()) socket.send(message);
     } else {

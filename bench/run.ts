@@ -127,33 +127,36 @@ const REPLIED = 200;
 
 /**
  * The floor of the pipe round trip: its messages and statements on the bare
- * object, nothing else. A sends (an ACK of what it got last, a put), takes
- * the reply, sends its receive; B, given the item, sends it back the same way
- * and, given its reply, sends its next receive; A gets the item.
+ * object, nothing else. A sends one message (an ACK of what it got last, its
+ * next receive and the put) and takes the reply; B, given the item, sends it
+ * back the same way; A gets the item. (Until 2026-11-25T13:30Z each end also
+ * sent its receive as a message of its own, as the library did then.)
  */
 async function barePipe(url: string) {
   const name = `pipe-${Date.now()}`;
   const a = await openRaw(url, name);
   const b = await openRaw(url, name);
-  // A counts what it got: the item may come back before A's receive is even sent.
+  // A counts what it got: the item may come back before A's reply is handled.
   let got = 0;
   let wanted = 0;
   let wake: (() => void) | undefined;
   a.onmessage = () => {
     if (++got >= wanted) wake?.();
   };
-  b.onmessage = (event) => b.send(Uint8Array.of(new Uint8Array(event.data as ArrayBuffer)[0] === REPLIED ? 5 : 4, 1, 2, 3));
-  const step = (mode: number) => new Promise<void>((resolve) => {
+  b.onmessage = (event) => {
+    if (new Uint8Array(event.data as ArrayBuffer)[0] !== REPLIED) b.send(Uint8Array.of(4, 1, 2, 3));
+  };
+  const step = (send: boolean) => new Promise<void>((resolve) => {
     wanted++;
     wake = resolve;
-    a.send(Uint8Array.of(mode, 1, 2, 3));
+    if (send) a.send(Uint8Array.of(4, 1, 2, 3));
     if (got >= wanted) resolve();
   });
   return {
     async trip(): Promise<number> {
       const start = performance.now();
-      await step(4); // put, until its reply
-      await step(5); // receive, until the item is back
+      await step(true); // put, until its reply
+      await step(false); // until the item is back
       return performance.now() - start;
     },
     close: () => (a.close(), b.close()),
@@ -210,9 +213,14 @@ async function pipeEcho(url: string) {
   const server = await Server.connect(url, { space, token: SERVER_TOKEN });
   const client = await Client.connect(url, { space, id: "c" });
   const peer = server.clients.get("c");
-  let running = true;
+  // It echoes until it has echoed "stop" (a flag could stop it before it
+  // receives "stop", and the client would wait for its echo forever).
   const echo = (async () => {
-    while (running) await peer.send(await peer.recv());
+    for (;;) {
+      const value = await peer.recv();
+      await peer.send(value);
+      if (value === "stop") return;
+    }
   })();
   let i = 0;
   return {
@@ -223,7 +231,6 @@ async function pipeEcho(url: string) {
       return performance.now() - start;
     },
     async close() {
-      running = false;
       await client.send("stop");
       await client.recv();
       await echo;
