@@ -151,6 +151,20 @@ describe("a pipe end receives ahead", () => {
     expect(await client.recv({ timeout: 5000 })).toBe("b");
   });
 
+  test("a poll with the receive ahead still waiting asks the object: empty, it rejects and nothing waits any more", async () => {
+    const space = uniqueSpace("ahead");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.send("a");
+    expect(await client.recv()).toBe("a");
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    await expect(client.recv({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError", message: expect.stringContaining("is empty") });
+    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 0, { what: "the receive cancelled" });
+    await peer.send("b");
+    expect(await client.recv({ timeout: 0 })).toBe("b");
+  });
+
   test("queues do not get ahead: an item goes to whichever getter asks", async () => {
     const space = uniqueSpace("ahead");
     const client = await open.client(space, "alice");
