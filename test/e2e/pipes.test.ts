@@ -93,40 +93,41 @@ async function pipeState(space: string, id: string, fifo: string): Promise<{ wai
   return { waiting: channel?.waiting ?? 0, delivered: channel?.delivered ?? 0, receivers: channel?.receivers ?? 0 };
 }
 
+/** alice's pipe to the server's peer, after alice received one item: her next receive is on its way ahead. */
+async function afterOneItem() {
+  const space = uniqueSpace("ahead");
+  const client = await open.client(space, "alice");
+  const server = await open.server(space);
+  const peer = server.clients.get("alice");
+  const state = () => pipeState(space, "alice", "pipe:down:default");
+  // Before any recv, nothing waits at the object for the client.
+  await peer.send("a");
+  expect(await state()).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
+  expect(await client.recv()).toBe("a");
+  // The next receive leaves with the acknowledgement of "a".
+  await until(async () => (await state()).receivers === 1, { what: "the receive sent ahead" });
+  return { space, client, peer, state };
+}
+
 describe("a pipe end receives ahead", () => {
   test("after a recv the next receive is already waiting; an item sent meanwhile waits in the handle, and size() counts it", async () => {
-    const space = uniqueSpace("ahead");
-    const client = await open.client(space, "alice");
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    // Before any recv, nothing waits at the object for the client.
-    await peer.send("a");
-    expect(await pipeState(space, "alice", "pipe:down:default")).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
-    expect(await client.recv()).toBe("a");
-    // The next receive left with the acknowledgement of "a".
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    const { client, peer, state } = await afterOneItem();
     await peer.send("b");
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).delivered === 1, { what: "b delivered to the handle" });
+    await until(async () => (await state()).delivered === 1, { what: "b delivered to the handle" });
     expect(await client.pipes["default"].size()).toBe(1);
     expect(await client.recv({ timeout: 0 })).toBe("b"); // a poll takes the item in hand
     expect(await client.pipes["default"].size()).toBe(0);
     // "b" was acknowledged: nothing is left but the next receive.
     await until(async () => {
-      const state = await pipeState(space, "alice", "pipe:down:default");
-      return state.delivered === 0 && state.waiting === 0 && state.receivers === 1;
+      const now = await state();
+      return now.delivered === 0 && now.waiting === 0 && now.receivers === 1;
     }, { what: "b acknowledged" });
   });
 
   test("close() hands an item in hand back at once, for the next receiver", async () => {
-    const space = uniqueSpace("ahead");
-    const first = await open.client(space, "alice");
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.send("a");
-    expect(await first.recv()).toBe("a");
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    const { space, client: first, peer, state } = await afterOneItem();
     await peer.send("b");
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).delivered === 1, { what: "b delivered to the first handle" });
+    await until(async () => (await state()).delivered === 1, { what: "b delivered to the first handle" });
     await first.close();
     // Without the hand-back, "b" would stay held for the closed handle's session for 20 s.
     const second = await open.client(space, "alice");
@@ -136,31 +137,19 @@ describe("a pipe end receives ahead", () => {
   });
 
   test("a recv that times out stops receiving ahead: the next item stays at the object", async () => {
-    const space = uniqueSpace("ahead");
-    const client = await open.client(space, "alice");
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.send("a");
-    expect(await client.recv()).toBe("a");
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    const { client, peer, state } = await afterOneItem();
     await expect(client.recv({ timeout: 100 })).rejects.toMatchObject({ name: "TimeoutError" });
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 0, { what: "the receive cancelled" });
+    await until(async () => (await state()).receivers === 0, { what: "the receive cancelled" });
     await peer.send("b");
     await new Promise((r) => setTimeout(r, 300));
-    expect(await pipeState(space, "alice", "pipe:down:default")).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
+    expect(await state()).toEqual({ waiting: 1, delivered: 0, receivers: 0 });
     expect(await client.recv({ timeout: 5000 })).toBe("b");
   });
 
   test("a poll with the receive ahead still waiting asks the object: empty, it rejects and nothing waits any more", async () => {
-    const space = uniqueSpace("ahead");
-    const client = await open.client(space, "alice");
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.send("a");
-    expect(await client.recv()).toBe("a");
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 1, { what: "the receive sent ahead" });
+    const { client, peer, state } = await afterOneItem();
     await expect(client.recv({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError", message: expect.stringContaining("is empty") });
-    await until(async () => (await pipeState(space, "alice", "pipe:down:default")).receivers === 0, { what: "the receive cancelled" });
+    await until(async () => (await state()).receivers === 0, { what: "the receive cancelled" });
     await peer.send("b");
     expect(await client.recv({ timeout: 0 })).toBe("b");
   });
