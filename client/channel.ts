@@ -6,8 +6,10 @@
 // next receive leaves with that item's acknowledgement (usually in the same
 // message as what the application sends next), so a conversation costs one
 // message per turn instead of two. The item it brings waits in the handle for
-// the next recv(); size() counts it, and close() hands it back at once. A
-// recv() that times out or is aborted stops this until the next one that
+// the next recv(); size() counts it, and close() hands it back at once. One
+// that no recv() takes within AHEAD_IDLE_MS is withdrawn; one that came on a
+// socket since closed is left to the object, which held it for this session.
+// A recv() that times out or is aborted stops this until the next one that
 // takes an item. Queues do not: an item there goes to whichever getter asks.
 import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
@@ -24,13 +26,23 @@ export interface WaitOptions {
 /** How often a timed-out wait still waiting for the object's answer to its CANCEL looks whether it went offline. */
 const CANCEL_GRACE_MS = 1000;
 
+/**
+ * A receive sent ahead that no recv() takes within this time is withdrawn
+ * (and an item it brought handed back): another receiver of the same pipe
+ * end (a second handle with the same client id, another server process)
+ * then gets what comes next.
+ */
+const AHEAD_IDLE_MS = 1000;
+
 /** A pipe's receive sent ahead of the application's next recv(). */
 interface Ahead {
   connection: Connection;
   id: number;
   reply: Promise<WireItem | null>;
-  /** The item, once it arrived (in hand until a recv() takes it). */
+  /** The item, once it arrived (in hand until a recv() takes it), and the socket it came on (see Connection.socketNumber). */
   item?: WireItem;
+  socket?: number;
+  idle: ReturnType<typeof setTimeout>;
 }
 
 class ChannelEnd {
@@ -79,8 +91,21 @@ class ChannelEnd {
     const kind = this.#kind;
     const name = this.name;
     const what = `the ${kind} ${JSON.stringify(name)}`;
-    const ahead = this.#ahead?.connection === connection ? this.#ahead : null;
+    let ahead = this.#ahead?.connection === connection ? this.#ahead : null;
     this.#ahead = null;
+    if (ahead) {
+      clearTimeout(ahead.idle);
+      if (ahead.item && ahead.socket === connection.socketNumber) {
+        // In hand: taken now, before anything else this turn (a close() right
+        // after this call must not hand it back too).
+        const value = this.#accept(connection, ahead.item);
+        this.#receiveAhead(connection);
+        return value;
+      }
+      // An item that came on an earlier socket is held for this session at
+      // the object: a new receive gets it.
+      if (ahead.item) ahead = null;
+    }
 
     // Without a receive ahead, a poll asks for an item without waiting; with
     // one, it is that receive, cancelled at once unless its item is here.
@@ -154,7 +179,10 @@ class ChannelEnd {
       reply.then(
         (item) => {
           if (settled) {
-            if (item !== null) connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
+            if (item !== null) {
+              connection.unhold(item[0]);
+              connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
+            }
             return;
           }
           finish();
@@ -191,12 +219,19 @@ class ChannelEnd {
       id = i;
       return [Op.GET, i, kind, name, true];
     }, "read", true) as Promise<WireItem | null>;
-    const ahead: Ahead = { connection, id, reply };
+    const idle = setTimeout(() => {
+      if (this.#ahead !== ahead) return;
+      this.#ahead = null;
+      this.#withdraw(ahead);
+    }, AHEAD_IDLE_MS);
+    (idle as { unref?: () => void }).unref?.(); // it alone does not keep a Node process alive
+    const ahead: Ahead = { connection, id, reply, idle };
     this.#ahead = ahead;
     reply.then(
       (item) => {
-        if (item === null || this.#ahead !== ahead) return; // taken by a recv() meanwhile, which handles it
+        if (item === null || this.#ahead !== ahead) return; // taken by a recv() or withdrawn meanwhile, which handle it
         ahead.item = item;
+        ahead.socket = connection.socketNumber;
         connection.hold(item[0]);
       },
       () => {
@@ -205,12 +240,26 @@ class ChannelEnd {
     );
   }
 
+  /** Withdraws a receive sent ahead: the object drops it, or hands back (RELEASE) the item it brought. */
+  #withdraw({ connection, id: getId, reply }: Ahead): void {
+    connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
+    reply.then(
+      (item) => {
+        if (item === null) return;
+        connection.unhold(item[0]);
+        connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
+      },
+      () => {},
+    );
+  }
+
   /** How many items wait to be received at this end (an item already in this handle included). */
   async size(): Promise<number> {
     const kind = this.#kind;
     const name = this.name;
     const waiting = (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
-    return waiting + (this.#ahead?.item ? 1 : 0);
+    const ahead = this.#ahead;
+    return waiting + (ahead?.item && ahead.socket === ahead.connection.socketNumber ? 1 : 0);
   }
 }
 

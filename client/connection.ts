@@ -75,6 +75,7 @@ export class Connection {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** Items received ahead of the application (a pipe's next item) and not yet taken: handed back at close. */
   #inHand = new Set<number>();
+  #sockets = 0;
   /** Ids of ACK requests sent quiet (no reply), ascending, until a later request's reply shows them stored. */
   #quietAcks: number[] = [];
   #outbox: Uint8Array<ArrayBuffer>[] = [];
@@ -110,6 +111,16 @@ export class Connection {
 
   get closed(): boolean {
     return this.#closedWith !== null;
+  }
+
+  /**
+   * Counts the sockets whose HELLO succeeded. An item received ahead on an
+   * earlier socket is no longer this handle's: when that socket closed, the
+   * object held it for this handle's session, and gives it to the session's
+   * next receive.
+   */
+  get socketNumber(): number {
+    return this.#sockets;
   }
 
   /**
@@ -269,6 +280,8 @@ export class Connection {
 
   #onHello(result: HelloResult): void {
     if (result.limits) this.#limits = result.limits;
+    this.#sockets++;
+    this.#inHand.clear(); // see socketNumber
     this.#options.onReady(result);
     this.#drainAcks(); // not ready yet: into #inflight, replayed first just below
     this.#isReady = true;

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "vitest";
 import { handles } from "../helpers/handles.js";
 import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+import { faultyLink } from "../helpers/proxy.js";
 
 const open = handles();
 
@@ -152,6 +153,54 @@ describe("a pipe end receives ahead", () => {
     await until(async () => (await state()).receivers === 0, { what: "the receive cancelled" });
     await peer.send("b");
     expect(await client.recv({ timeout: 0 })).toBe("b");
+  });
+
+  test("recv() and close() in the same turn: the item in hand is the recv's, not handed back as well", async () => {
+    const { space, client, peer, state } = await afterOneItem();
+    await peer.send("b");
+    await until(async () => (await state()).delivered === 1, { what: "b delivered to the handle" });
+    const received = client.recv();
+    await client.close({ flushTimeout: 0 });
+    expect(await received).toBe("b");
+    const next = await open.client(space, "alice");
+    await expect(next.recv({ timeout: 500 })).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  test("an item in hand when the connection drops stays the session's at the object: the next recv gets it there, once", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("ahead");
+      const server = await open.server(space);
+      const peer = server.clients.get("alice");
+      const client = await open.client(space, "alice", {}, link.url);
+      await peer.send("1");
+      expect(await client.recv()).toBe("1");
+      await peer.send("2");
+      await until(async () => (await client.pipes["default"].size()) === 1, { what: "2 in hand" });
+      link.cut();
+      await until(() => client.status === "connecting", { what: "the cut seen" });
+      await until(() => client.status === "open", { what: "reconnected" });
+      // The copy in hand came on the old socket: the object held "2" for this session instead.
+      expect(await client.pipes["default"].size()).toBe(0);
+      expect(await client.recv({ timeout: 5000 })).toBe("2");
+      await until(async () => {
+        const now = await pipeState(space, "alice", "pipe:down:default");
+        return now.delivered === 0 && now.waiting === 0;
+      }, { what: "2 acknowledged" });
+    } finally {
+      await link.close();
+    }
+  });
+
+  test("a receive ahead that no recv() takes within a second is withdrawn: a second handle of the same end gets the item", async () => {
+    const { space, client, peer, state } = await afterOneItem();
+    await peer.send("2");
+    await until(async () => (await state()).delivered === 1, { what: "2 in the first handle's hand" });
+    const second = await open.client(space, "alice");
+    const started = Date.now();
+    expect(await second.recv({ timeout: 5000 })).toBe("2");
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(await client.pipes["default"].size()).toBe(0);
   });
 
   test("queues do not get ahead: an item goes to whichever getter asks", async () => {
