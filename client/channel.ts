@@ -95,10 +95,11 @@ class ChannelEnd {
     this.#ahead = null;
     if (ahead) {
       clearTimeout(ahead.idle);
-      if (ahead.item && ahead.socket === connection.socketNumber) {
-        // In hand: taken now, before anything else this turn (a close() right
-        // after this call must not hand it back too).
-        const value = this.#accept(connection, ahead.item);
+      const inHand = ChannelEnd.#inHand(ahead);
+      if (inHand) {
+        // Taken now, before anything else this turn (a close() right after
+        // this call must not hand it back too).
+        const value = this.#accept(connection, inHand);
         this.#receiveAhead(connection);
         return value;
       }
@@ -115,18 +116,8 @@ class ChannelEnd {
       return this.#accept(connection, item);
     }
 
-    let getId = 0;
-    let reply: Promise<WireItem | null>;
-    if (ahead) {
-      getId = ahead.id;
-      reply = ahead.reply;
-      connection.hurry();
-    } else {
-      reply = connection.request((id) => {
-        getId = id;
-        return [Op.GET, id, kind, name, true];
-      }) as Promise<WireItem | null>;
-    }
+    if (ahead) connection.hurry();
+    const { id: getId, reply } = ahead ?? this.#waitingGet(connection, false);
     this.#receiving++;
 
     return new Promise((resolve, reject) => {
@@ -179,10 +170,7 @@ class ChannelEnd {
       reply.then(
         (item) => {
           if (settled) {
-            if (item !== null) {
-              connection.unhold(item[0]);
-              connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
-            }
+            if (item !== null) ChannelEnd.#handBack(connection, item);
             return;
           }
           finish();
@@ -212,13 +200,7 @@ class ChannelEnd {
   /** A pipe end that just took an item sends its next receive with that item's acknowledgement. */
   #receiveAhead(connection: Connection): void {
     if (this.#kind !== "pipe" || this.#ahead || this.#receiving > 0 || connection.closed) return;
-    const kind = this.#kind;
-    const name = this.name;
-    let id = 0;
-    const reply = connection.request((i) => {
-      id = i;
-      return [Op.GET, i, kind, name, true];
-    }, "read", true) as Promise<WireItem | null>;
+    const { id, reply } = this.#waitingGet(connection, true);
     const idle = setTimeout(() => {
       if (this.#ahead !== ahead) return;
       this.#ahead = null;
@@ -240,17 +222,33 @@ class ChannelEnd {
     );
   }
 
-  /** Withdraws a receive sent ahead: the object drops it, or hands back (RELEASE) the item it brought. */
+  /** Sends a GET that waits (riding along, for a receive ahead); returns its id and reply. */
+  #waitingGet(connection: Connection, rides: boolean): { id: number; reply: Promise<WireItem | null> } {
+    const kind = this.#kind;
+    const name = this.name;
+    let id = 0;
+    const reply = connection.request((i) => {
+      id = i;
+      return [Op.GET, i, kind, name, true];
+    }, "read", rides) as Promise<WireItem | null>;
+    return { id, reply };
+  }
+
+  /** Withdraws a receive sent ahead: the object drops it, or hands back the item it brought. */
   #withdraw({ connection, id: getId, reply }: Ahead): void {
     connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
-    reply.then(
-      (item) => {
-        if (item === null) return;
-        connection.unhold(item[0]);
-        connection.request((id) => [Op.RELEASE, id, [item[0]]]).catch(() => {});
-      },
-      () => {},
-    );
+    reply.then((item) => item !== null && ChannelEnd.#handBack(connection, item), () => {});
+  }
+
+  /** Gives an item nobody will take here back to the object (RELEASE), for the next receiver. */
+  static #handBack(connection: Connection, [seq]: WireItem): void {
+    connection.unhold(seq);
+    connection.request((id) => [Op.RELEASE, id, [seq]]).catch(() => {});
+  }
+
+  /** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */
+  static #inHand(ahead: Ahead): WireItem | undefined {
+    return ahead.item && ahead.socket === ahead.connection.socketNumber ? ahead.item : undefined;
   }
 
   /** How many items wait to be received at this end (an item already in this handle included). */
@@ -258,8 +256,7 @@ class ChannelEnd {
     const kind = this.#kind;
     const name = this.name;
     const waiting = (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
-    const ahead = this.#ahead;
-    return waiting + (ahead?.item && ahead.socket === ahead.connection.socketNumber ? 1 : 0);
+    return waiting + (this.#ahead && ChannelEnd.#inHand(this.#ahead) ? 1 : 0);
   }
 }
 
