@@ -63,7 +63,7 @@ export class HttpTakes {
         if (leaseMs === 0) {
           this.fifo().ack(receiver.session, [item.seq]);
         } else {
-          this.fifo().hold(item.seq, Date.now() + leaseMs);
+          this.fifo().hold(receiver.session, item.seq, Date.now() + leaseMs);
           await this.held();
         }
         return response;

@@ -8,16 +8,33 @@ export class Schema {
   #ddl: string;
   #table: string;
   #exists: boolean | undefined;
+  #legacy: Legacy | undefined;
 
-  /** `table`: one table the DDL creates, looked up to tell whether it ran. */
-  constructor(sql: SqlStorage, table: string, ddl: string) {
+  /**
+   * `table`: one table the DDL creates, looked up to tell whether it ran.
+   * `legacy`: the table of an earlier layout, whose rows are moved into this
+   * one the first time either is looked up.
+   */
+  constructor(sql: SqlStorage, table: string, ddl: string, legacy?: Legacy) {
     this.#sql = sql;
     this.#table = table;
     this.#ddl = ddl;
+    this.#legacy = legacy;
   }
 
   get exists(): boolean {
-    return (this.#exists ??= this.#sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", this.#table).toArray().length > 0);
+    if (this.#exists === undefined) {
+      const names = new Set<string>();
+      for (const { name } of this.#sql.exec<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", this.#table, this.#legacy?.table ?? this.#table,
+      )) names.add(name);
+      this.#exists = names.has(this.#table);
+      if (this.#legacy && names.has(this.#legacy.table)) {
+        this.#legacy.upgrade(() => this.#sql.exec(this.#ddl));
+        this.#exists = true;
+      }
+    }
+    return this.#exists;
   }
 
   /** Creates the tables unless they exist; call it before a write. */
@@ -26,4 +43,11 @@ export class Schema {
     this.#sql.exec(this.#ddl);
     this.#exists = true;
   }
+}
+
+/** A table of an earlier layout (see Schema). */
+export interface Legacy {
+  table: string;
+  /** Creates the new tables (`create`), moves the rows over and drops the old table, all or nothing. */
+  upgrade(create: () => void): void;
 }

@@ -75,7 +75,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   get fifo(): Fifo {
-    return (this.#fifo ??= new Fifo(this.ctx.storage.sql, this.#waitStore));
+    return (this.#fifo ??= new Fifo(this.ctx.storage.sql, this.#waitStore, (fn) => this.ctx.storage.transactionSync(fn)));
   }
 
   // Waits are kept with their sockets: an attachment survives hibernation and
@@ -371,7 +371,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#helloedCache?.delete(socket.id);
     const state = socket.state;
     if (!state) return;
-    const held = this.fifo.socketClosed(socket.id);
+    const held = this.fifo.socketClosed(socket.id, state.session);
     if (held.length > 0) {
       for (const fifo of held) this.serveWaiters(fifo);
       await this.#armHoldAlarm();

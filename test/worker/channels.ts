@@ -89,10 +89,10 @@ function hasTable(state: DurableObjectState, name: string): boolean {
 /** The FIFO rows as stored (without values). */
 export function storedItems(stub: Stub): Promise<StoredItem[]> {
   return runInDurableObject(stub, (_instance: SharedObject, state) => {
-    if (!hasTable(state, "fifo_items")) return []; // created by the first put or wait
+    if (!hasTable(state, "fifo_entries")) return []; // created by the first put or wait
     return state.storage.sql
       .exec<{ seq: number; fifo: string; lease: string | null; session: string | null; held_until: number | null }>(
-        "SELECT seq, fifo, lease, session, held_until FROM fifo_items ORDER BY seq",
+        "SELECT seq, fifo, lease, session, held_until FROM fifo_entries ORDER BY seq",
       )
       .toArray();
   });

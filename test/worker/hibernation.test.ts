@@ -16,7 +16,7 @@ const instances = new WeakSet<object>();
 /** Ends every hold now, as if the grace period had passed. */
 function endHolds(stub: Stub): Promise<void> {
   return runInDurableObject(stub, (_instance: SharedObject, state) => {
-    state.storage.sql.exec("UPDATE fifo_items SET held_until = ? WHERE held_until IS NOT NULL", Date.now() - 1);
+    state.storage.sql.exec("UPDATE fifo_entries SET held_until = ? WHERE held_until IS NOT NULL", Date.now() - 1);
   });
 }
 

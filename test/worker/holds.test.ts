@@ -14,7 +14,7 @@ import { ack, closeHolding, got, put, putAndTake, size, stillWaiting, storedItem
 /** Ends every hold now, as if the grace period had passed. */
 function endHolds(stub: Stub): Promise<void> {
   return runInDurableObject(stub, (_instance: SharedObject, state) => {
-    state.storage.sql.exec("UPDATE fifo_items SET held_until = ? WHERE held_until IS NOT NULL", Date.now() - 1);
+    state.storage.sql.exec("UPDATE fifo_entries SET held_until = ? WHERE held_until IS NOT NULL", Date.now() - 1);
   });
 }
 
@@ -66,7 +66,7 @@ describe.each(KINDS)("items leased on a closed socket of the %s", (kind, makeTar
       ws.close(1011, "gone");
       await instance.webSocketError(ws, new Error("the socket broke"));
       // Read before any close event is served: the error alone ended the lease.
-      const lease = state.storage.sql.exec<{ lease: string | null }>("SELECT lease FROM fifo_items WHERE seq = ?", x.seq).one().lease;
+      const lease = state.storage.sql.exec<{ lease: string | null }>("SELECT lease FROM fifo_entries WHERE seq = ?", x.seq).one().lease;
       await instance.webSocketClose(ws, 1011, "gone", false);
       return lease;
     });

@@ -73,13 +73,14 @@ export function dumpStorage(stub: Stub): Promise<Record<string, Row[]>> {
       .filter((name) => !name.startsWith("_cf_") && !name.startsWith("sqlite_"));
     const dump: Record<string, Row[]> = {};
     for (const table of tables) {
-      dump[table] = sql.exec(`SELECT * FROM "${table}" ORDER BY rowid`).toArray().map((row) => {
+      // In a stable order (some tables have no rowid).
+      dump[table] = sql.exec(`SELECT * FROM "${table}"`).toArray().map((row) => {
         const out: Row = {};
         for (const [column, value] of Object.entries(row)) {
           out[column] = value instanceof ArrayBuffer ? hex(value) : (value as string | number | null);
         }
         return out;
-      });
+      }).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
     }
     return dump;
   });

@@ -93,9 +93,82 @@ describe.each(KINDS)("the %s after a restart", (_kind, makeTarget) => {
     const waiter = await target.server();
     const get = await waitingGet(waiter);
     await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
-      state.storage.sql.exec("UPDATE fifo_items SET held_until = ?", Date.now() - 1);
+      state.storage.sql.exec("UPDATE fifo_entries SET held_until = ?", Date.now() - 1);
     });
     expect(await runDurableObjectAlarm(target.stub)).toBe(true);
     expect(await got(waiter, get)).toEqual(x);
+  });
+});
+
+// The layout of queues and pipes before 2026-11-25: a rowid table numbered by
+// AUTOINCREMENT, with an index by fifo and one by lease.
+const LEGACY_FIFO = `
+CREATE TABLE fifo_items (seq INTEGER PRIMARY KEY AUTOINCREMENT, fifo TEXT NOT NULL, value BLOB NOT NULL, lease TEXT, session TEXT, held_until INTEGER);
+CREATE INDEX fifo_items_by_fifo ON fifo_items (fifo, seq);
+CREATE INDEX fifo_items_by_lease ON fifo_items (lease);
+`;
+
+describe.each(KINDS)("queued items of the %s", (_kind, makeTarget) => {
+  test("stored by an earlier version move to the current layout on first use: same items, order, numbers and deliveries", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      sql.exec(LEGACY_FIFO);
+      const insert = (fifo: string, value: unknown, lease: string | null = null, owner: string | null = null) =>
+        sql.exec("INSERT INTO fifo_items (fifo, value, lease, session) VALUES (?, ?, ?, ?)", fifo, encodeValue(value), lease, owner);
+      insert("queue:default", "a"); // 1
+      insert("queue:default", "b", "a-socket-lost-in-a-restart", session); // 2: delivered, not acknowledged
+      insert("queue:default", "c"); // 3
+      insert("queue:other", "x"); // 4
+      insert("queue:default", "gone"); // 5: taken and acknowledged below; its number was issued
+      sql.exec("DELETE FROM fifo_items WHERE seq = 5");
+    });
+
+    const consumer = await target.client("alice");
+    expect(await size(consumer)).toBe(2); // "b" is held for the session it was delivered to
+    expect(await take(consumer)).toEqual({ seq: 1, value: "a" });
+    expect(await take(consumer)).toEqual({ seq: 3, value: "c" });
+    expect(await take(consumer, "queue", "other")).toEqual({ seq: 4, value: "x" });
+    await put(consumer, "new");
+    const fresh = (await take(consumer))!;
+    expect(fresh.value).toBe("new");
+    expect(fresh.seq).toBeGreaterThan(5); // above every number AUTOINCREMENT issued
+    const owner = await target.client("alice", { session });
+    expect(await take(owner)).toEqual({ seq: 2, value: "b" });
+    expect(await ack(owner, [2])).toBe(1);
+
+    const tables = await runInDurableObject(target.stub, (_instance: SharedObject, state) =>
+      state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((t) => t.name));
+    expect(tables).toContain("fifo_entries");
+    expect(tables).not.toContain("fifo_items");
+  });
+
+  test("numbers are never used twice: not after every item left, not across restarts, not past a reserved block", async () => {
+    const target = makeTarget();
+    const client = await target.client("alice");
+    await put(client, "first");
+    const first = (await take(client))!;
+    expect(await ack(client, [first.seq])).toBe(1); // the fifo is empty again
+    await evictDurableObject(target.stub, { webSockets: "close" });
+    await client.closed;
+
+    // More puts than one reserved block of numbers, then another restart.
+    const seqs = await runInDurableObject(target.stub, (instance: SharedObject) => {
+      const numbers: number[] = [];
+      for (let i = 0; i < 1500; i++) {
+        instance.fifo.put("queue:many", encodeValue(i));
+        numbers.push(instance.fifo.take("queue:many", { socket: "s", session: "t" })!.seq);
+      }
+      instance.fifo.ack("t", numbers);
+      return numbers;
+    });
+    expect(seqs[0]).toBeGreaterThan(first.seq);
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1])).toBe(true);
+    await evictDurableObject(target.stub);
+
+    const again = await target.client("alice");
+    await put(again, "last");
+    expect((await take(again))!.seq).toBeGreaterThan(seqs.at(-1)!);
   });
 });
