@@ -3,9 +3,9 @@
 // baselines in the same run, prints a table with ratios, writes
 // bench-results.json, and stops what it started.
 import { gzipSync } from "node:zlib";
-import { availableParallelism, cpus, loadavg } from "node:os";
-import { writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { build } from "esbuild";
 import { Client, Server } from "sharevars";
 import { startWorker, SERVER_TOKEN } from "../test/helpers/worker.ts";
@@ -17,6 +17,12 @@ const QUICK = process.argv.includes("--quick");
 // storage call and 0.25 ms per event here, which no deployed object pays. The
 // bench runs without it unless asked (see BENCHMARKS.md for both).
 const LOCAL_TRACING = process.argv.includes("--local-tracing");
+// Where the objects' SQLite files go (a fresh directory inside it): the
+// system's temporary directory by default. Every durable write waits for its
+// commit, whose fsync is the disk's: `--state-dir /dev/shm` shows what the
+// figures are with a commit that costs almost nothing (see BENCHMARKS.md).
+const STATE_DIR = process.argv.includes("--state-dir") ? process.argv[process.argv.indexOf("--state-dir") + 1] : tmpdir();
+if (!STATE_DIR || STATE_DIR.startsWith("--")) throw new Error("--state-dir takes a directory");
 const ROOT = resolve(import.meta.dirname, "..");
 const N = {
   roundTrips: QUICK ? 200 : 1000,
@@ -359,9 +365,22 @@ function meets(row: Row): boolean | undefined {
   return m[1] === "≤" ? x <= limit : x >= limit;
 }
 
+/** The type of the file system that holds `dir` ("ext4", "tmpfs", ...), from /proc/mounts. */
+function fileSystem(dir: string): string {
+  const path = realpathSync(dir);
+  let best = { at: "", type: "unknown" };
+  for (const line of readFileSync("/proc/mounts", "utf8").split("\n")) {
+    const [, at, type] = line.split(" ");
+    if (at && (path === at || path.startsWith(at === "/" ? "/" : at + "/")) && at.length > best.at.length) best = { at, type };
+  }
+  return best.type;
+}
+
 async function main() {
   const started = Date.now();
-  const worker = await startWorker({ config: resolve(ROOT, "bench/wrangler.toml"), env: LOCAL_TRACING ? {} : { X_LOCAL_OBSERVABILITY: "false" } });
+  const persistTo = mkdtempSync(join(STATE_DIR, "sharevars-bench-"));
+  const stateFileSystem = fileSystem(persistTo);
+  const worker = await startWorker({ config: resolve(ROOT, "bench/wrangler.toml"), persistTo, env: LOCAL_TRACING ? {} : { X_LOCAL_OBSERVABILITY: "false" } });
   const url = worker.url;
   cpuNow = () => {
     const self = process.cpuUsage();
@@ -376,7 +395,7 @@ async function main() {
     console.log(`  ${row.scenario} — ${row.figure}: ${row.value.toFixed(2)} ${row.unit}${ratio}`);
   };
   try {
-    console.log(`bench${QUICK ? " (quick)" : ""}${LOCAL_TRACING ? " with wrangler's local tracing" : ""} against ${url}`);
+    console.log(`bench${QUICK ? " (quick)" : ""}${LOCAL_TRACING ? " with wrangler's local tracing" : ""} against ${url}, state in ${persistTo} (${stateFileSystem})`);
     // Baselines run next to the scenario they are a baseline for (interleaved
     // blocks, or right before and after): the machine is shared.
     const echoBare = await Bare.open(url, `echo-${Date.now()}`);
@@ -474,8 +493,9 @@ async function main() {
     add({ scenario: `worker memory with ${N.replicas.at(-1)} idle clients connected`, figure: "workerd peak RSS", value: idleMemory, unit: "MiB" });
   } finally {
     await worker.stop();
+    rmSync(persistTo, { recursive: true, force: true });
   }
-  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? "unknown", load: loadavg().map((l) => Number(l.toFixed(2))) };
+  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? "unknown", load: loadavg().map((l) => Number(l.toFixed(2))), stateFileSystem };
   const results = { date: new Date().toISOString(), quick: QUICK, localTracing: LOCAL_TRACING, node: process.version, machine, seconds: (Date.now() - started) / 1000, rows };
   writeFileSync(resolve(ROOT, "bench-results.json"), JSON.stringify(results, null, 2) + "\n");
   console.log("\n| scenario | figure | value | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|");
