@@ -20,24 +20,26 @@
 // then every read finds nothing without touching storage.
 import { Schema } from "./schema.js";
 
-// One B-tree holds the items in order per fifo (the primary key, without a
-// rowid), and a partial index finds the delivered ones by their receiver's
-// session (ACK, RELEASE, a socket's close). Item numbers come from a counter
-// kept in fifo_meta a block at a time. The layout of earlier versions (a rowid
-// table with AUTOINCREMENT, an index by fifo and one by lease) wrote five
-// pages per pipe put where this writes three (measured: 10 WAL writes per
-// commit against 6; see BENCHMARKS.md); its rows
-// are moved over on first use (see the constructor).
+// Items by number, an index by fifo (the order in line) and a partial one by
+// session that holds just the delivered items (a socket's close finds them).
+// Numbers come from a counter kept in fifo_meta a block at a time. The layout
+// of earlier versions (fifo_items: AUTOINCREMENT, which writes sqlite_sequence
+// on every insert, and an index by lease that every delivered item entered
+// and left) wrote 5 pages per pipe put where this writes 4 (WAL writes per
+// commit in workerd: 10 against 8); a pipe round trip is 3-4% faster (see
+// BENCHMARKS.md). Its rows are moved over on first use (see the constructor).
+// (A table keyed by (fifo, seq) without a rowid writes 3, but stores a value
+// over about 1 KB on an overflow page of its own: 2-3x the bytes.)
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fifo_entries (
+  seq INTEGER PRIMARY KEY,
   fifo TEXT NOT NULL,
-  seq INTEGER NOT NULL,
   value BLOB NOT NULL,
   lease TEXT,          -- socket id of the receiver while delivered and unacknowledged
   session TEXT,        -- the receiver's session, which may acknowledge it
-  held_until INTEGER,  -- after the receiver's socket closed: kept for its session until then
-  PRIMARY KEY (fifo, seq)
-) WITHOUT ROWID;
+  held_until INTEGER   -- after the receiver's socket closed: kept for its session until then
+);
+CREATE INDEX IF NOT EXISTS fifo_entries_by_fifo ON fifo_entries (fifo, seq);
 CREATE INDEX IF NOT EXISTS fifo_entries_by_session ON fifo_entries (session, seq) WHERE session IS NOT NULL;
 CREATE TABLE IF NOT EXISTS fifo_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 `;
@@ -147,16 +149,28 @@ export class Fifo {
     this.#store = store;
     this.#schema = new Schema(sql, "fifo_entries", SCHEMA, {
       table: "fifo_items",
-      upgrade: (create) => atomic(() => {
+      upgrade: (create, alongside) => atomic(() => {
         create();
-        // Idempotent, in case an earlier attempt stopped half way. An item
-        // keeps its number; the next is past any AUTOINCREMENT ever issued.
-        sql.exec(`INSERT OR IGNORE INTO fifo_entries (fifo, seq, value, lease, session, held_until)
-                  SELECT fifo, seq, value, lease, session, held_until FROM fifo_items`);
-        const issued = sql.exec<{ n: number }>(
-          "SELECT max(coalesce((SELECT max(seq) FROM fifo_items), 0), coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'fifo_items'), 0)) AS n",
-        ).one().n;
-        this.#reserve(issued + 1);
+        if (!alongside) {
+          // Each item keeps its number (its receiver may acknowledge it by
+          // it), and the next is past any AUTOINCREMENT ever issued.
+          sql.exec(`INSERT INTO fifo_entries (seq, fifo, value, lease, session, held_until)
+                    SELECT seq, fifo, value, lease, session, held_until FROM fifo_items`);
+          const issued = sql.exec<{ n: number }>(
+            "SELECT max(coalesce((SELECT max(seq) FROM fifo_items), 0), coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'fifo_items'), 0)) AS n",
+          ).one().n;
+          this.#reserve(issued + 1);
+        } else {
+          // An earlier version ran again after the move (a rollback) and
+          // numbered its items from 1 again: they go in line after the others,
+          // with new numbers, to be taken again (an acknowledgement by an old
+          // number could match another item).
+          const first = this.#reserved();
+          const { n } = sql.exec<{ n: number }>("SELECT count(*) AS n FROM fifo_items").one();
+          sql.exec(`INSERT INTO fifo_entries (seq, fifo, value)
+                    SELECT ?1 + row_number() OVER (ORDER BY seq) - 1, fifo, value FROM fifo_items`, first);
+          this.#reserve(first + n);
+        }
         sql.exec("DROP TABLE fifo_items");
       }),
     });
@@ -205,6 +219,12 @@ export class Fifo {
     return this.#waits.length;
   }
 
+  /** The first item number not marked as used in fifo_meta. */
+  #reserved(): number {
+    const row = this.#sql.exec<{ n: number }>("SELECT n FROM fifo_meta WHERE name = 'seq'").toArray()[0];
+    return Math.max(row?.n ?? 1, 1);
+  }
+
   /** Marks every item number below `end` as used, in fifo_meta (never lowering the mark). */
   #reserve(end: number): void {
     this.#sql.exec("INSERT INTO fifo_meta (name, n) VALUES ('seq', ?1) ON CONFLICT (name) DO UPDATE SET n = max(n, ?1)", end);
@@ -217,12 +237,10 @@ export class Fifo {
    */
   #allocate(): number {
     if (this.#nextSeq >= this.#seqEnd) {
-      if (this.#seqEnd === 0) {
-        const row = this.#sql.exec<{ n: number }>("SELECT n FROM fifo_meta WHERE name = 'seq'").toArray()[0];
-        this.#nextSeq = Math.max(row?.n ?? 1, 1);
-      }
-      this.#seqEnd = this.#nextSeq + SEQ_BLOCK;
-      this.#reserve(this.#seqEnd);
+      if (this.#seqEnd === 0) this.#nextSeq = this.#reserved();
+      const end = this.#nextSeq + SEQ_BLOCK;
+      this.#reserve(end); // first: if it throws, nothing unreserved is handed out
+      this.#seqEnd = end;
     }
     return this.#nextSeq++;
   }

@@ -30,7 +30,7 @@ export class Schema {
       )) names.add(name);
       this.#exists = names.has(this.#table);
       if (this.#legacy && names.has(this.#legacy.table)) {
-        this.#legacy.upgrade(() => this.#sql.exec(this.#ddl));
+        this.#legacy.upgrade(() => this.#sql.exec(this.#ddl), this.#exists);
         this.#exists = true;
       }
     }
@@ -48,6 +48,10 @@ export class Schema {
 /** A table of an earlier layout (see Schema). */
 export interface Legacy {
   table: string;
-  /** Creates the new tables (`create`), moves the rows over and drops the old table, all or nothing. */
-  upgrade(create: () => void): void;
+  /**
+   * Creates the new tables (`create`), moves the rows over and drops the old
+   * table, all or nothing. `alongside`: the new table exists too (an earlier
+   * version ran again after an upgrade, and wrote the old table anew).
+   */
+  upgrade(create: () => void, alongside: boolean): void;
 }

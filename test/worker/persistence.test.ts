@@ -109,39 +109,80 @@ CREATE INDEX fifo_items_by_lease ON fifo_items (lease);
 `;
 
 describe.each(KINDS)("queued items of the %s", (_kind, makeTarget) => {
-  test("stored by an earlier version move to the current layout on first use: same items, order, numbers and deliveries", async () => {
+  test("stored by an earlier version move to the current layout on first use: same items, order, numbers, deliveries and holds", async () => {
     const target = makeTarget();
     const session = crypto.randomUUID();
+    const later = Date.now() + 60_000;
     await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
       const sql = state.storage.sql;
       sql.exec(LEGACY_FIFO);
-      const insert = (fifo: string, value: unknown, lease: string | null = null, owner: string | null = null) =>
-        sql.exec("INSERT INTO fifo_items (fifo, value, lease, session) VALUES (?, ?, ?, ?)", fifo, encodeValue(value), lease, owner);
+      const insert = (fifo: string, value: unknown, lease: string | null = null, owner: string | null = null, heldUntil: number | null = null) =>
+        sql.exec("INSERT INTO fifo_items (fifo, value, lease, session, held_until) VALUES (?, ?, ?, ?, ?)", fifo, encodeValue(value), lease, owner, heldUntil);
       insert("queue:default", "a"); // 1
       insert("queue:default", "b", "a-socket-lost-in-a-restart", session); // 2: delivered, not acknowledged
-      insert("queue:default", "c"); // 3
-      insert("queue:other", "x"); // 4
-      insert("queue:default", "gone"); // 5: taken and acknowledged below; its number was issued
-      sql.exec("DELETE FROM fifo_items WHERE seq = 5");
+      insert("queue:default", "taken"); // 3: taken and acknowledged below (a gap in the numbers)
+      insert("queue:default", "c"); // 4
+      insert("queue:other", "x"); // 5
+      insert("queue:default", "d", null, session, later); // 6: held for its session
+      insert("queue:default", "gone"); // 7: taken and acknowledged below; its number was issued
+      sql.exec("DELETE FROM fifo_items WHERE seq IN (3, 7)");
     });
 
     const consumer = await target.client("alice");
-    expect(await size(consumer)).toBe(2); // "b" is held for the session it was delivered to
+    expect(await size(consumer)).toBe(2); // "b" and "d" are held for the session they were delivered to
     expect(await take(consumer)).toEqual({ seq: 1, value: "a" });
-    expect(await take(consumer)).toEqual({ seq: 3, value: "c" });
-    expect(await take(consumer, "queue", "other")).toEqual({ seq: 4, value: "x" });
+    expect(await take(consumer)).toEqual({ seq: 4, value: "c" });
+    expect(await take(consumer)).toBeNull();
+    expect(await take(consumer, "queue", "other")).toEqual({ seq: 5, value: "x" });
     await put(consumer, "new");
     const fresh = (await take(consumer))!;
     expect(fresh.value).toBe("new");
-    expect(fresh.seq).toBeGreaterThan(5); // above every number AUTOINCREMENT issued
+    expect(fresh.seq).toBeGreaterThan(7); // above every number AUTOINCREMENT issued
     const owner = await target.client("alice", { session });
     expect(await take(owner)).toEqual({ seq: 2, value: "b" });
-    expect(await ack(owner, [2])).toBe(1);
+    expect(await take(owner)).toEqual({ seq: 6, value: "d" });
+    expect(await ack(owner, [2, 6])).toBe(2);
 
     const tables = await runInDurableObject(target.stub, (_instance: SharedObject, state) =>
       state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((t) => t.name));
     expect(tables).toContain("fifo_entries");
     expect(tables).not.toContain("fifo_items");
+  });
+
+  // After a rollback to a version before the move and a roll forward again,
+  // both layouts hold items, and the old one numbered its items from 1 again.
+  test("written by an earlier version after the move come after the others, with new numbers", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const before = await target.client("alice", { session });
+    await put(before, "a");
+    await put(before, "b");
+    await put(before, "z", "queue", "other");
+    const z = (await take(before, "queue", "other"))!; // delivered, not acknowledged
+    await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      sql.exec(LEGACY_FIFO);
+      for (const [fifo, value] of [["queue:default", "old-1"], ["queue:other", "old-2"], ["queue:default", "old-3"]]) {
+        sql.exec("INSERT INTO fifo_items (fifo, value) VALUES (?, ?)", fifo, encodeValue(value)); // numbered 1, 2, 3
+      }
+    });
+    await evictDurableObject(target.stub, { webSockets: "close" });
+    await before.closed;
+
+    const owner = await target.client("alice", { session });
+    const all = [];
+    for (let item = await take(owner); item; item = await take(owner)) all.push(item);
+    expect(all.map((item) => item.value)).toEqual(["a", "b", "old-1", "old-3"]);
+    const others = [];
+    for (let item = await take(owner, "queue", "other"); item; item = await take(owner, "queue", "other")) others.push(item);
+    expect(others.map((item) => item.value)).toEqual(["z", "old-2"]); // z again: its socket closed, its session is back
+    expect(others[0].seq).toBe(z.seq);
+    const kept = [all[0], all[1], others[0]].map((item) => item.seq);
+    const moved = [all[2], all[3], others[1]].map((item) => item.seq);
+    expect(Math.min(...moved)).toBeGreaterThan(Math.max(...kept));
+    expect(new Set(moved).size).toBe(3);
+    expect(await ack(owner, [z.seq])).toBe(1);
+    expect(await storedItems(target.stub)).toHaveLength(5);
   });
 
   test("numbers are never used twice: not after every item left, not across restarts, not past a reserved block", async () => {
