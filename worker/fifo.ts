@@ -21,15 +21,16 @@
 import { Schema } from "./schema.js";
 
 // Items by number, an index by fifo (the order in line) and a partial one by
-// session that holds just the delivered items (a socket's close finds them).
-// Numbers come from a counter kept in fifo_meta a block at a time. The layout
-// of earlier versions (fifo_items: AUTOINCREMENT, which writes sqlite_sequence
-// on every insert, and an index by lease that every delivered item entered
-// and left) wrote 5 pages per pipe put where this writes 4 (WAL writes per
-// commit in workerd: 10 against 8); a pipe round trip is 3-4% faster (see
-// BENCHMARKS.md). Its rows are moved over on first use (see the constructor).
-// (A table keyed by (fifo, seq) without a rowid writes 3, but stores a value
-// over about 1 KB on an overflow page of its own: 2-3x the bytes.)
+// session that holds just the delivered items (ACK, RELEASE and a socket's
+// close find them). Numbers come from a counter kept in fifo_meta a block at
+// a time. The layout of earlier versions (fifo_items: AUTOINCREMENT, which
+// writes sqlite_sequence on every insert, and an index by lease that every
+// item entered) wrote 5 pages per pipe put where this writes 4 (WAL writes
+// per commit in workerd: 10 against 8): a pipe round trip is 1-3% closer to
+// its floor, a global queue 5% faster (see BENCHMARKS.md). Its rows move
+// over on first use (see the constructor). A table keyed by (fifo, seq)
+// without a rowid writes 3, but stores a value over about 1 KB on an
+// overflow page of its own: 2-3x the bytes.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fifo_entries (
   seq INTEGER PRIMARY KEY,
