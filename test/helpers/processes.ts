@@ -13,6 +13,10 @@ export interface Running {
 
 export function processes() {
   const started: ChildProcess[] = [];
+  // Every process of this test and what it printed: a wait that fails shows them all.
+  const all: { name: string; output: () => string }[] = [];
+  const others = (self: string) =>
+    all.filter((p) => p.name !== self).map((p) => `\n--- ${p.name} printed:\n${p.output()}`).join("");
   afterEach(() => {
     for (const child of started.splice(0)) {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -23,6 +27,8 @@ export function processes() {
       const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
       started.push(child);
       let output = "";
+      const name = `${args.map((a) => a.split("/").pop()).join(" ")} (pid ${child.pid})`;
+      all.push({ name, output: () => output });
       const listeners = new Set<() => void>();
       const onData = (chunk: Buffer) => {
         output += chunk;
@@ -41,7 +47,7 @@ export function processes() {
         waitFor(pattern, timeout = 30_000) {
           const matches = () => (typeof pattern === "string" ? output.includes(pattern) : pattern.test(output));
           return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern} in:\n${output}`)), timeout);
+            const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern} in:\n${output}${others(name)}`)), timeout);
             const done = (error?: Error) => {
               clearTimeout(timer);
               listeners.delete(check);
@@ -49,7 +55,7 @@ export function processes() {
             };
             const check = () => {
               if (matches()) done();
-              else if (child.exitCode !== null) done(new Error(`exited (${child.exitCode}) before ${pattern}:\n${output}`));
+              else if (child.exitCode !== null) done(new Error(`exited (${child.exitCode}) before ${pattern}:\n${output}${others(name)}`));
             };
             listeners.add(check);
             check();
