@@ -484,8 +484,12 @@ export class Fifo {
     const waited = new Set(this.waitedOn());
     let end: number | null = null;
     let any = false;
+    // Held items have a session, so the partial index lists them among the
+    // delivered ones (usually few). Named: without statistics SQLite scans
+    // every item instead (17 ms for 100,000 here, on each waiting GET).
     for (const row of this.#sql.exec<{ fifo: string; t: number }>(
-      "SELECT fifo, min(held_until) AS t FROM fifo_entries WHERE session IS NOT NULL AND held_until > ? AND lease IS NULL GROUP BY fifo", now,
+      `SELECT fifo, min(held_until) AS t FROM fifo_entries INDEXED BY fifo_entries_by_session
+       WHERE session IS NOT NULL AND held_until > ? AND lease IS NULL GROUP BY fifo`, now,
     )) {
       any = true;
       if (waited.has(row.fifo) && (end === null || row.t < end)) end = row.t;
@@ -508,7 +512,10 @@ export class Fifo {
     for (const waiter of this.#openWaits(fifo, isOpen)) {
       const item = this.take(fifo, waiter, now);
       if (!item) {
-        anyHeld ??= this.#sql.exec("SELECT 1 FROM fifo_entries WHERE fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1", fifo, now).toArray().length > 0;
+        anyHeld ??= this.#sql.exec(
+          `SELECT 1 FROM fifo_entries INDEXED BY fifo_entries_by_session
+           WHERE session IS NOT NULL AND fifo = ? AND lease IS NULL AND held_until > ? LIMIT 1`, fifo, now,
+        ).toArray().length > 0;
         if (anyHeld) continue;
         return deliveries;
       }
