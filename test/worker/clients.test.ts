@@ -56,3 +56,16 @@ test("clients keep the order of their first HELLO; a known client's HELLO writes
   expect((await rows(target.stub)).map((r) => [r.id, r.ord])).toEqual([["alice", 1], ["bob", 2]]);
   bob.close();
 });
+
+test("a server's HELLO lists the online clients in order of first connection, not of their sockets", async () => {
+  const target = spaceTarget();
+  const watcher = await target.server();
+  const zed = await target.client("zed"); // first seen: order 1
+  zed.close();
+  await until(async () => watcher.frames.some((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "zed"), "zed left");
+  await target.client("amy"); // order 2, online first
+  await target.client("zed"); // online again, after amy
+  await until(async () => watcher.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 3, "both are online");
+  const server = await target.server();
+  expect((server.hello.result as { clients: unknown }).clients).toEqual([["zed", 1], ["amy", 2]]);
+});
