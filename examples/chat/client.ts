@@ -9,10 +9,13 @@ const space = process.env.SHAREVARS_SPACE ?? "chat";
 const id = process.argv[2] ?? `guest-${process.pid}`;
 
 const client = await Client.connect(url, { space, id });
-client.globals.on("change", ({ key, value }) => {
-  if (key === "online") console.log(`(online: ${(value as string[]).join(", ")})`);
-});
 console.log(`joined ${JSON.stringify(space)} as ${id}; type a line to send it, Ctrl-D to leave`);
+// Who is online now, then each change (the server keeps the roster in the global dict).
+const showOnline = (names: string[]) => console.log(`(online: ${names.join(", ")})`);
+if (client.globals["online"] !== undefined) showOnline(client.globals["online"]);
+client.globals.on("change", ({ key, value }) => {
+  if (key === "online") showOnline(value as string[]);
+});
 
 const input = createInterface({ input: process.stdin });
 input.on("line", (line) => void client.send(line));
