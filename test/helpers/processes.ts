@@ -15,9 +15,10 @@ export function processes() {
   const started: ChildProcess[] = [];
   // Every process of this test and what it printed: a wait that fails shows them all.
   const all: { name: string; output: () => string }[] = [];
-  const others = (self: string) =>
-    all.filter((p) => p.name !== self).map((p) => `\n--- ${p.name} printed:\n${p.output()}`).join("");
+  const others = (self: object) =>
+    all.filter((p) => p !== self).map((p) => `\n--- ${p.name} printed:\n${p.output()}`).join("");
   afterEach(() => {
+    all.length = 0;
     for (const child of started.splice(0)) {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     }
@@ -27,8 +28,8 @@ export function processes() {
       const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
       started.push(child);
       let output = "";
-      const name = `${args.map((a) => a.split("/").pop()).join(" ")} (pid ${child.pid})`;
-      all.push({ name, output: () => output });
+      const self = { name: `${args.map((a) => a.split("/").pop()).join(" ")} (pid ${child.pid})`, output: () => output };
+      all.push(self);
       const listeners = new Set<() => void>();
       const onData = (chunk: Buffer) => {
         output += chunk;
@@ -36,7 +37,10 @@ export function processes() {
       };
       child.stdout!.on("data", onData);
       child.stderr!.on("data", onData);
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
+      // "close", not "exit": all its output has been read by then.
+      let closed = false;
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => {
+        closed = true;
         for (const listener of listeners) listener();
         resolve(code);
       }));
@@ -47,7 +51,7 @@ export function processes() {
         waitFor(pattern, timeout = 30_000) {
           const matches = () => (typeof pattern === "string" ? output.includes(pattern) : pattern.test(output));
           return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern} in:\n${output}${others(name)}`)), timeout);
+            const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern} in:\n${output}${others(self)}`)), timeout);
             const done = (error?: Error) => {
               clearTimeout(timer);
               listeners.delete(check);
@@ -55,7 +59,7 @@ export function processes() {
             };
             const check = () => {
               if (matches()) done();
-              else if (child.exitCode !== null) done(new Error(`exited (${child.exitCode}) before ${pattern}:\n${output}${others(name)}`));
+              else if (closed) done(new Error(`exited (${child.exitCode}) before ${pattern}:\n${output}${others(self)}`));
             };
             listeners.add(check);
             check();
