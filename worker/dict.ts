@@ -12,11 +12,17 @@
 import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
 import { ProtocolError } from "./errors.js";
-import { Schema } from "./schema.js";
+import { Schema, ensure } from "./schema.js";
 
+// The tombstones have a partial index of their own: counting them and pruning
+// the oldest reads just them, and a set of a live key does not touch it.
+// (The live keys are counted as all rows less the tombstones, through the
+// narrow index by version: counting them among the values read every value.)
+const TOMBSTONES_INDEX = "CREATE INDEX IF NOT EXISTS dict_tombstones ON dict (v) WHERE value IS NULL;";
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dict_by_version ON dict (v);
+${TOMBSTONES_INDEX}
 CREATE TABLE IF NOT EXISTS dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 `;
 
@@ -55,6 +61,8 @@ export class VersionedDict {
     this.#sql = sql;
     this.#schema = new Schema(sql, "dict", SCHEMA);
     if (!this.#schema.exists) return;
+    ensure(sql, ["dict_tombstones"], TOMBSTONES_INDEX); // dicts of earlier versions
+
     // Each version is the v of the rows it wrote (a row keeps its last
     // write's v), so the greatest v is the version, read through the index
     // rather than written as a meta row on every write. The meta row counts
@@ -71,14 +79,24 @@ export class VersionedDict {
   /** Live keys, exactly. */
   #countLive(): number {
     if (this.#live === null || !this.#liveExact) {
-      this.#live = this.#schema.exists ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NOT NULL").one().n : 0;
+      if (this.#schema.exists) {
+        const { rows, tombstones } = this.#sql.exec<{ rows: number; tombstones: number }>(
+          "SELECT (SELECT count(*) FROM dict) AS rows, (SELECT count(*) FROM dict INDEXED BY dict_tombstones WHERE value IS NULL) AS tombstones",
+        ).one();
+        this.#live = rows - tombstones;
+        this.#tombstones = tombstones;
+      } else {
+        this.#live = 0;
+      }
       this.#liveExact = true;
     }
     return this.#live;
   }
 
   #countTombstones(): number {
-    this.#tombstones ??= this.#schema.exists ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict WHERE value IS NULL").one().n : 0;
+    this.#tombstones ??= this.#schema.exists
+      ? this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM dict INDEXED BY dict_tombstones WHERE value IS NULL").one().n
+      : 0;
     return this.#tombstones;
   }
 
@@ -234,10 +252,10 @@ export class VersionedDict {
 
   #prune(): void {
     const cut = this.#sql
-      .exec<{ v: number }>("SELECT v FROM dict WHERE value IS NULL ORDER BY v DESC LIMIT 1 OFFSET ?", TOMBSTONES_KEPT)
+      .exec<{ v: number }>("SELECT v FROM dict INDEXED BY dict_tombstones WHERE value IS NULL ORDER BY v DESC LIMIT 1 OFFSET ?", TOMBSTONES_KEPT)
       .toArray()[0];
     if (cut) {
-      this.#sql.exec("DELETE FROM dict WHERE value IS NULL AND v <= ?", cut.v);
+      this.#sql.exec("DELETE FROM dict INDEXED BY dict_tombstones WHERE value IS NULL AND v <= ?", cut.v);
       this.#floor = Math.max(this.#floor, cut.v);
       this.#setMeta("floor", this.#floor);
       // The rows pruned may include every row of the newest version (a clear's

@@ -55,3 +55,15 @@ export interface Legacy {
    */
   upgrade(create: () => void, alongside: boolean): void;
 }
+
+/**
+ * Runs `ddl` (of CREATE ... IF NOT EXISTS statements) unless every one of
+ * `names` (tables or indexes) exists: a read, where the DDL itself, even with
+ * nothing to create, is a statement that writes.
+ */
+export function ensure(sql: SqlStorage, names: string[], ddl: string): void {
+  const found = sql.exec<{ n: number }>(
+    `SELECT count(*) AS n FROM sqlite_master WHERE name IN (${names.map(() => "?").join(", ")})`, ...names,
+  ).one().n;
+  if (found < names.length) sql.exec(ddl);
+}

@@ -4,12 +4,16 @@
 // reply was lost with the connection.
 //
 // Reading it (every HELLO) writes nothing: the table is created by the first
-// write (see schema.ts), and stale sessions are forgotten by a write, once
-// per PRUNE_EVERY_MS of an instance's life, not by the HELLO that reads.
-import { Schema } from "./schema.js";
+// write (see schema.ts), and stale sessions are forgotten by a write, at most
+// once per PRUNE_EVERY_MS, not by the HELLO that reads. The time of the last
+// prune is stored: it reads every session, and an object that sleeps between
+// writes would otherwise do it on the first write after every wake.
+import { Schema, ensure } from "./schema.js";
 
+const META = "CREATE TABLE IF NOT EXISTS sessions_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);";
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sessions (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
+${META}
 `;
 
 /** A session is remembered this long after its last write. */
@@ -20,7 +24,7 @@ const PRUNE_EVERY_MS = 3600 * 1000;
 export class Sessions {
   #sql: SqlStorage;
   #schema: Schema;
-  #prunedAt = 0;
+  #prunedAt: number | undefined;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -31,9 +35,14 @@ export class Sessions {
   record(session: string, seq: number): void {
     this.#schema.create();
     const now = Date.now();
+    if (this.#prunedAt === undefined) {
+      ensure(this.#sql, ["sessions_meta"], META); // sessions of earlier versions
+      this.#prunedAt = this.#sql.exec<{ n: number }>("SELECT n FROM sessions_meta WHERE name = 'pruned_at'").toArray()[0]?.n ?? 0;
+    }
     if (now - this.#prunedAt > PRUNE_EVERY_MS) {
       this.#prunedAt = now;
       this.#sql.exec("DELETE FROM sessions WHERE at < ?", now - SESSION_TTL_MS);
+      this.#sql.exec("INSERT INTO sessions_meta (name, n) VALUES ('pruned_at', ?) ON CONFLICT (name) DO UPDATE SET n = excluded.n", now);
     }
     this.#sql.exec(
       "INSERT INTO sessions (session, seq, at) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq, at = excluded.at",

@@ -3,10 +3,11 @@
 import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type Role } from "../client/protocol.js";
 import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
 import { ProtocolError } from "./errors.js";
+import { ensure } from "./schema.js";
 import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
 
 // The index by order serves a new client's number (max) and GET /clients
-// pages; run on every start, it is added to objects of earlier versions too.
+// pages; objects of earlier versions get it on their next start.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, ord INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS clients_by_ord ON clients (ord);
@@ -23,7 +24,7 @@ export class SpaceObject extends SharedObject {
   #sql(): SqlStorage {
     const sql = this.ctx.storage.sql;
     if (!this.#schemaReady) {
-      sql.exec(SCHEMA);
+      ensure(sql, ["clients", "clients_by_ord"], SCHEMA);
       this.#schemaReady = true;
     }
     return sql;

@@ -6,6 +6,7 @@ import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, type WireEntry } from "../../client/protocol.js";
 import { decodeValue, encodeValue } from "../../client/codec.js";
 import { VersionedDict } from "../../worker/dict.js";
+import { Sessions } from "../../worker/sessions.js";
 import { ProtocolError } from "../../worker/errors.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, clientTarget, spaceTarget } from "./objects.js";
@@ -218,6 +219,28 @@ describe("VersionedDict", () => {
     });
   });
 
+  test("a dict stored by an earlier version (no index of tombstones) gets it on its next start, with exact counts", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
+                CREATE INDEX dict_by_version ON dict (v);
+                CREATE TABLE dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);`);
+      for (const [key, value, v] of [["a", enc(1), 1], ["b", null, 2], ["c", enc(3), 3], ["d", null, 4]] as const) {
+        sql.exec("INSERT INTO dict (key, value, v) VALUES (?, ?, ?)", key, value, v);
+      }
+      const dict = new VersionedDict(sql);
+      expect(sql.exec("SELECT name FROM sqlite_master WHERE name = 'dict_tombstones'").toArray()).toHaveLength(1);
+      expect([dict.size, dict.version]).toEqual([2, 4]);
+      const limits = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 3 };
+      const tooMany = { kind: "set" as const, entries: [["b", enc(2)], ["d", enc(4)]] as [string, Uint8Array][] };
+      expect(() => dict.check(tooMany, limits)).toThrow(ProtocolError); // a, c, b, d: 4 keys
+      const fits = { kind: "set" as const, entries: [["b", enc(2)]] as [string, Uint8Array][] };
+      dict.apply(fits, dict.check(fits, limits));
+      expect(dict.size).toBe(3);
+      expect(new VersionedDict(sql).size).toBe(3);
+    });
+  });
+
   test("check rejects a write over the limits and changes nothing", async () => {
     await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
       const dict = new VersionedDict(state.storage.sql);
@@ -238,6 +261,31 @@ describe("VersionedDict", () => {
       expect(codeOf(() => dict.check({ kind: "set", entries: [["b", new Uint8Array([0xff])]] }, limits))).toBe(ErrorCode.BAD_VALUE);
       expect(codeOf(() => dict.check({ kind: "delete", key: "k".repeat(Limits.MAX_KEY_BYTES + 1) }, limits))).toBe(ErrorCode.KEY_TOO_LARGE);
       expect([dict.size, dict.version]).toEqual([1, 1]);
+    });
+  });
+});
+
+describe("Sessions", () => {
+  test("stale sessions are pruned by a write at most once an hour, and a restart does not prune again", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      // The table of an earlier version, without the time of the last prune.
+      sql.exec("CREATE TABLE sessions (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL)");
+      const names = () => sql.exec<{ session: string }>("SELECT session FROM sessions ORDER BY session").toArray().map((r) => r.session);
+      const weekAndADayAgo = Date.now() - 8 * 24 * 3600 * 1000;
+      sql.exec("INSERT INTO sessions (session, seq, at) VALUES ('stale', 1, ?)", weekAndADayAgo);
+      new Sessions(sql).record("live", 1); // never pruned: prunes now
+      expect(names()).toEqual(["live"]);
+
+      sql.exec("INSERT INTO sessions (session, seq, at) VALUES ('stale', 1, ?)", weekAndADayAgo);
+      const woken = new Sessions(sql); // a new instance within the hour
+      woken.record("live", 2);
+      expect(names()).toEqual(["live", "stale"]);
+      expect(woken.lastSeq("stale")).toBe(0); // forgotten all the same
+
+      sql.exec("UPDATE sessions_meta SET n = ? WHERE name = 'pruned_at'", Date.now() - 3600 * 1000 - 1);
+      new Sessions(sql).record("live", 3);
+      expect(names()).toEqual(["live"]);
     });
   });
 });
