@@ -21,8 +21,8 @@
 import { Schema } from "./schema.js";
 
 // Items by number, an index by fifo (the order in line) and a partial one by
-// session that holds just the delivered items (ACK, RELEASE and a socket's
-// close find them). Numbers come from a counter kept in fifo_meta a block at
+// session that holds just the delivered items (a socket's close, a restart
+// and the holds find them there). Numbers come from a counter kept in fifo_meta a block at
 // a time. The layout of earlier versions (fifo_items: AUTOINCREMENT, which
 // writes sqlite_sequence on every insert, and an index by lease that every
 // item entered) wrote 5 pages per pipe put where this writes 4 (WAL writes
