@@ -12,17 +12,16 @@
 import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
 import { ProtocolError } from "./errors.js";
-import { Schema, ensure } from "./schema.js";
+import { Schema } from "./schema.js";
 
 // The tombstones have a partial index of their own: counting them and pruning
 // the oldest reads just them, and a set of a live key does not touch it.
 // (The live keys are counted as all rows less the tombstones, through the
 // narrow index by version: counting them among the values read every value.)
-const TOMBSTONES_INDEX = "CREATE INDEX IF NOT EXISTS dict_tombstones ON dict (v) WHERE value IS NULL;";
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dict_by_version ON dict (v);
-${TOMBSTONES_INDEX}
+CREATE INDEX IF NOT EXISTS dict_tombstones ON dict (v) WHERE value IS NULL;
 CREATE TABLE IF NOT EXISTS dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 `;
 
@@ -59,9 +58,8 @@ export class VersionedDict {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    this.#schema = new Schema(sql, "dict", SCHEMA);
+    this.#schema = new Schema(sql, "dict", SCHEMA, { added: ["dict_tombstones"] });
     if (!this.#schema.exists) return;
-    ensure(sql, ["dict_tombstones"], TOMBSTONES_INDEX); // dicts of earlier versions
 
     // Each version is the v of the rows it wrote (a row keeps its last
     // write's v), so the greatest v is the version, read through the index

@@ -148,7 +148,7 @@ export class Fifo {
   constructor(sql: SqlStorage, store: WaitStore, atomic: (fn: () => void) => void = (fn) => fn()) {
     this.#sql = sql;
     this.#store = store;
-    this.#schema = new Schema(sql, "fifo_entries", SCHEMA, {
+    this.#schema = new Schema(sql, "fifo_entries", SCHEMA, { legacy: {
       table: "fifo_items",
       upgrade: (create, alongside) => atomic(() => {
         create();
@@ -174,7 +174,7 @@ export class Fifo {
         }
         sql.exec("DROP TABLE fifo_items");
       }),
-    });
+    } });
     this.#waitsSchema = new Schema(sql, "fifo_waits", WAITS_SCHEMA);
   }
 

@@ -9,29 +9,36 @@ export class Schema {
   #table: string;
   #exists: boolean | undefined;
   #legacy: Legacy | undefined;
+  #added: string[];
 
   /**
    * `table`: one table the DDL creates, looked up to tell whether it ran.
    * `legacy`: the table of an earlier layout, whose rows are moved into this
-   * one the first time either is looked up.
+   * one the first time either is looked up. `added`: tables and indexes of
+   * the DDL that later versions added: where the table exists without them,
+   * the DDL (all CREATE ... IF NOT EXISTS) runs again on that first look-up.
    */
-  constructor(sql: SqlStorage, table: string, ddl: string, legacy?: Legacy) {
+  constructor(sql: SqlStorage, table: string, ddl: string, options: { legacy?: Legacy; added?: string[] } = {}) {
     this.#sql = sql;
     this.#table = table;
     this.#ddl = ddl;
-    this.#legacy = legacy;
+    this.#legacy = options.legacy;
+    this.#added = options.added ?? [];
   }
 
   get exists(): boolean {
     if (this.#exists === undefined) {
+      const wanted = [this.#table, ...(this.#legacy ? [this.#legacy.table] : []), ...this.#added];
       const names = new Set<string>();
       for (const { name } of this.#sql.exec<{ name: string }>(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", this.#table, this.#legacy?.table ?? this.#table,
+        `SELECT name FROM sqlite_master WHERE name IN (${wanted.map(() => "?").join(", ")})`, ...wanted,
       )) names.add(name);
       this.#exists = names.has(this.#table);
       if (this.#legacy && names.has(this.#legacy.table)) {
         this.#legacy.upgrade(() => this.#sql.exec(this.#ddl), this.#exists);
         this.#exists = true;
+      } else if (this.#exists && this.#added.some((name) => !names.has(name))) {
+        this.#sql.exec(this.#ddl);
       }
     }
     return this.#exists;
@@ -54,16 +61,4 @@ export interface Legacy {
    * version ran again after an upgrade, and wrote the old table anew).
    */
   upgrade(create: () => void, alongside: boolean): void;
-}
-
-/**
- * Runs `ddl` (of CREATE ... IF NOT EXISTS statements) unless every one of
- * `names` (tables or indexes) exists: a read, where the DDL itself, even with
- * nothing to create, is a statement that writes.
- */
-export function ensure(sql: SqlStorage, names: string[], ddl: string): void {
-  const found = sql.exec<{ n: number }>(
-    `SELECT count(*) AS n FROM sqlite_master WHERE name IN (${names.map(() => "?").join(", ")})`, ...names,
-  ).one().n;
-  if (found < names.length) sql.exec(ddl);
 }

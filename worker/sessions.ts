@@ -3,17 +3,17 @@
 // does not send those writes again, so a write is applied once even when its
 // reply was lost with the connection.
 //
-// Reading it (every HELLO) writes nothing: the table is created by the first
+// Reading it (every HELLO) writes nothing (but, once, a table a later version
+// added; see schema.ts): the table is created by the first
 // write (see schema.ts), and stale sessions are forgotten by a write, at most
 // once per PRUNE_EVERY_MS, not by the HELLO that reads. The time of the last
 // prune is stored: it reads every session, and an object that sleeps between
 // writes would otherwise do it on the first write after every wake.
-import { Schema, ensure } from "./schema.js";
+import { Schema } from "./schema.js";
 
-const META = "CREATE TABLE IF NOT EXISTS sessions_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);";
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sessions (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
-${META}
+CREATE TABLE IF NOT EXISTS sessions_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 `;
 
 /** A session is remembered this long after its last write. */
@@ -28,7 +28,7 @@ export class Sessions {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    this.#schema = new Schema(sql, "sessions", SCHEMA);
+    this.#schema = new Schema(sql, "sessions", SCHEMA, { added: ["sessions_meta"] });
   }
 
   /** Records write `seq` of `session`; call it in the same event as the write. */
@@ -36,7 +36,6 @@ export class Sessions {
     this.#schema.create();
     const now = Date.now();
     if (this.#prunedAt === undefined) {
-      ensure(this.#sql, ["sessions_meta"], META); // sessions of earlier versions
       this.#prunedAt = this.#sql.exec<{ n: number }>("SELECT n FROM sessions_meta WHERE name = 'pruned_at'").toArray()[0]?.n ?? 0;
     }
     if (now - this.#prunedAt > PRUNE_EVERY_MS) {

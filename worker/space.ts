@@ -3,7 +3,7 @@
 import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type Role } from "../client/protocol.js";
 import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
 import { ProtocolError } from "./errors.js";
-import { ensure } from "./schema.js";
+import { Schema } from "./schema.js";
 import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
 
 // The index by order serves a new client's number (max) and GET /clients
@@ -19,14 +19,11 @@ export class SpaceObject extends SharedObject {
   }
   protected readonly hasPipes = false;
 
-  #schemaReady = false;
+  #schema?: Schema;
 
   #sql(): SqlStorage {
     const sql = this.ctx.storage.sql;
-    if (!this.#schemaReady) {
-      ensure(sql, ["clients", "clients_by_ord"], SCHEMA);
-      this.#schemaReady = true;
-    }
+    (this.#schema ??= new Schema(sql, "clients", SCHEMA, { added: ["clients_by_ord"] })).create();
     return sql;
   }
 
