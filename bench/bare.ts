@@ -11,6 +11,8 @@
 //     along): delete the oldest item, insert this one and upsert the sender's
 //     session row, reply to the sender, deliver the message to the other
 //     socket (its waiting receive)
+// and, for reference only (not a floor: a change seen before it is stored):
+//   5 mode 3's statements and messages, the relay sent before the write
 // A reply to the sender (modes 3 and 4) is the single byte REPLIED.
 import { DurableObject } from "cloudflare:workers";
 
@@ -50,6 +52,14 @@ export class BareObject extends DurableObject {
       sql.exec("INSERT INTO sessions (session, seq) VALUES ('s', ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq", bytes[1] | (bytes[2] << 8) | (bytes[3] << 16));
       ws.send(Uint8Array.of(REPLIED));
       for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
+    } else if (bytes[0] === 5) {
+      // Sent before the write, so the output gate does not hold it for this
+      // event's commit (it still does for an earlier event's commit in flight).
+      for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(message);
+      const sql = this.ctx.storage.sql;
+      sql.exec("INSERT INTO kv (k, v) VALUES ('k', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", bytes);
+      sql.exec("INSERT INTO sessions (session, seq) VALUES ('s', ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq", bytes[1] | (bytes[2] << 8) | (bytes[3] << 16));
+      ws.send(Uint8Array.of(REPLIED));
     } else if (bytes[0] === 2) {
       for (const socket of this.ctx.getWebSockets()) socket.send(message);
     } else {

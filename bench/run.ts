@@ -169,9 +169,13 @@ async function barePipe(url: string) {
   };
 }
 
-/** The floor of a dict write seen elsewhere: a durable write relayed by the bare object to a second socket. */
-async function bareRelay(url: string) {
-  const name = `relay-${Date.now()}`;
+/**
+ * The floor of a dict write seen elsewhere: a durable write relayed by the
+ * bare object to a second socket (mode 3). Mode 5 relays it before the write
+ * instead: a reference for what giving up "stored before seen" would buy.
+ */
+async function bareRelay(url: string, mode: 3 | 5 = 3) {
+  const name = `relay-${mode}-${Date.now()}`;
   const writer = await openRaw(url, name);
   const reader = await openRaw(url, name);
   let seen: (() => void) | undefined;
@@ -183,7 +187,7 @@ async function bareRelay(url: string) {
       n++;
       await new Promise<void>((resolve) => {
         seen = resolve;
-        writer.send(Uint8Array.of(3, n & 255, (n >> 8) & 255, (n >> 16) & 255)); // a new value each time, as the dict scenario writes
+        writer.send(Uint8Array.of(mode, n & 255, (n >> 8) & 255, (n >> 16) & 255)); // a new value each time, as the dict scenario writes
       });
       return performance.now() - start;
     },
@@ -410,14 +414,18 @@ async function main() {
       base: { figure: string; trip: () => Promise<number> },
       floor: { scenario: string; trip: () => Promise<number>; close: () => void },
       scenario: { name: string; over: string; target: string; trip: () => Promise<number>; close: () => Promise<void> },
+      reference?: { scenario: string; trip: () => Promise<number>; close: () => void },
     ) => {
-      const { samples: [baseRtt, floorRtt, rtt], cpu: [, floorCpu, cpu] } = await interleavedAll([base.trip, floor.trip, scenario.trip], N.roundTrips);
+      const runs = [base.trip, floor.trip, scenario.trip, ...(reference ? [reference.trip] : [])];
+      const { samples: [baseRtt, floorRtt, rtt, referenceRtt], cpu: [, floorCpu, cpu] } = await interleavedAll(runs, N.roundTrips);
       await scenario.close();
       floor.close();
+      reference?.close();
       add({ scenario: "baseline", figure: base.figure, value: pct(baseRtt, 50), unit: "ms" });
       add({ scenario: scenario.name, figure: "p50", value: pct(rtt, 50), unit: "ms", baseline: pct(baseRtt, 50), target: scenario.target });
       add({ scenario: scenario.name, figure: "p99", value: pct(rtt, 99), unit: "ms", baseline: pct(baseRtt, 99) });
       add({ scenario: floor.scenario, figure: "p50", value: pct(floorRtt, 50), unit: "ms", baseline: pct(baseRtt, 50) });
+      if (reference) add({ scenario: reference.scenario, figure: "p50", value: pct(referenceRtt, 50), unit: "ms", baseline: pct(baseRtt, 50) });
       add({ scenario: scenario.over, figure: "p50", value: pct(rtt, 50), unit: "ms", baseline: pct(floorRtt, 50) });
       add({ scenario: scenario.over, figure: "workerd CPU per operation", value: cpu.workerd, unit: "µs", baseline: floorCpu.workerd });
       add({ scenario: scenario.over, figure: "Node CPU per operation (client side)", value: cpu.node, unit: "µs", baseline: floorCpu.node });
@@ -440,10 +448,12 @@ async function main() {
 
     const dict = await dictPair(url);
     const dictFloor = await bareRelay(url);
+    const relayFirst = await bareRelay(url, 5);
     await withFloor(
       { figure: "bare echo round trip p50", trip: () => echoBare.roundTrip(0) },
       { scenario: "floor: a durable write relayed by the bare object to another socket", ...dictFloor },
       { name: "dict write visible on another replica", over: "dict write visible elsewhere over its floor", target: "≤ 1.5×", trip: () => dict.trip(), close: () => dict.close() },
+      { scenario: "reference: the bare object relays the write before storing it (not sharevars' semantics)", ...relayFirst },
     );
     echoBare.close();
     sqlBare.close();
