@@ -233,9 +233,12 @@ export class Client {
     await Promise.all([this.#local.sync(), this.#global.sync()]);
   }
 
-  /** Waits up to `flushTimeout` ms (default 5000) for pending writes to be durable, then closes. */
+  /**
+   * Waits up to `flushTimeout` ms (default 5000) for pending writes (dict
+   * writes, and items sent or put) to be durable, then closes.
+   */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
-    await flush(this.sync(), flushTimeout);
+    await flush(Promise.all([this.sync(), this.#own.writesSettled(), this.#spaceConnection.writesSettled()]), flushTimeout);
     this.#own.close();
     this.#spaceConnection.close();
   }

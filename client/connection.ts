@@ -43,11 +43,17 @@ export interface ConnectionOptions {
  */
 export type RequestKind = "read" | "write" | "ack";
 
+/** Told a request's outcome when its reply is matched, before its promise settles (see `request`). */
+export type OnReply = (value: unknown, error: SharevarsError | null) => void;
+
 interface Inflight {
   frame: Uint8Array<ArrayBuffer>;
   kind: RequestKind;
   resolve: (value: unknown) => void;
   reject: (error: SharevarsError) => void;
+  onReply?: OnReply;
+  /** A write's promise (see writesSettled). */
+  promise?: Promise<unknown>;
 }
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
@@ -128,16 +134,21 @@ export class Connection {
    * reply. A request that `rides` leaves with the next acknowledgement or
    * request of this handle, or on the acknowledgement timer, rather than
    * in a message of its own (`hurry` sends it at once).
+   *
+   * `onReply` learns the outcome as the reply is matched, in the order the
+   * object sent its messages: a dict replica must apply the confirmation of
+   * its write before a later CHANGE that came in the same chunk, which a
+   * promise's reaction (a microtask later) would not.
    */
-  request(build: (id: number) => Request, kind: RequestKind = "read", rides = false): Promise<unknown> {
+  request(build: (id: number) => Request, kind: RequestKind = "read", rides = false, onReply?: OnReply): Promise<unknown> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const id = this.#nextId++;
     const frame = encodeFrame(build(id));
     if (frame.byteLength > Limits.MAX_FRAME_BYTES) {
       return Promise.reject(new LimitError(ErrorCode.FRAME_TOO_LARGE, `a frame is limited to ${Limits.MAX_FRAME_BYTES} bytes (this one has ${frame.byteLength})`));
     }
-    return new Promise((resolve, reject) => {
-      this.#inflight.set(id, { frame, kind, resolve, reject });
+    const promise = new Promise((resolve, reject) => {
+      this.#inflight.set(id, { frame, kind, resolve, reject, onReply });
       if (!this.#isReady) return; // sent after the next HELLO
       if (!rides) {
         if (this.#outbox.push(frame) === 1) queueMicrotask(() => this.#flush());
@@ -145,6 +156,15 @@ export class Connection {
         this.#ackTimer = setTimeout(() => this.#flush(), 0);
       }
     });
+    if (kind === "write") this.#inflight.get(id)!.promise = promise;
+    return promise;
+  }
+
+  /** Resolves once every write now in flight has its outcome (or the handle closed). */
+  async writesSettled(): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const request of this.#inflight.values()) if (request.promise) writes.push(request.promise);
+    await Promise.allSettled(writes);
   }
 
   /** Sends the requests waiting to ride along now (someone waits for their replies). */
@@ -215,8 +235,9 @@ export class Connection {
     clearTimeout(this.#ackTimer);
     this.#socket.close(1000, "closed");
     this.#settleReady.reject(error);
-    for (const request of this.#inflight.values()) request.reject(error);
+    const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
+    for (const request of inflight) Connection.#end(request, undefined, error);
     this.#setStatus("closed");
   }
 
@@ -224,6 +245,12 @@ export class Connection {
     if (this.#closedWith) return;
     this.#helloId = this.#nextId++;
     const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session };
+    // The oldest write whose outcome is unknown (ids grow in #inflight's order).
+    for (const [id, request] of this.#inflight) {
+      if (request.kind !== "write") continue;
+      hello.pending = id;
+      break;
+    }
     this.#socket.send(encodeFrame([Op.HELLO, this.#helloId, hello]));
   }
 
@@ -234,6 +261,12 @@ export class Connection {
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
+      return;
+    }
+    // Refused as one connection too many when it opened: a first connect fails
+    // with the typed error (a reconnect keeps trying, backing off).
+    if (code === CloseCode.TOO_MANY_CONNECTIONS && !this.#everReady) {
+      this.#fail(errorFromWire(ErrorCode.TOO_MANY_CONNECTIONS, reason || "too many connections"));
       return;
     }
     this.#setStatus("connecting");
@@ -292,11 +325,16 @@ export class Connection {
     for (const [, request] of inflight) {
       if (request.kind === "ack") this.#socket.send(request.frame);
     }
+    // A write the object refused failed (the object remembers its refusals,
+    // whose replies may have been lost; see worker/sessions.ts); one at or
+    // below lastSeq was applied; the rest go again.
+    const refused = new Map((result.refused ?? []).map(([id, code, message]) => [id, errorFromWire(code, message)]));
     for (const [id, request] of inflight) {
       if (request.kind === "ack") continue;
-      if (request.kind === "write" && id <= result.lastSeq) {
+      const error = request.kind === "write" ? refused.get(id) : undefined;
+      if (error || (request.kind === "write" && id <= result.lastSeq)) {
         this.#inflight.delete(id);
-        request.resolve(undefined);
+        Connection.#end(request, undefined, error ?? null);
       } else {
         this.#socket.send(request.frame);
       }
@@ -337,6 +375,11 @@ export class Connection {
     const request = this.#inflight.get(id);
     if (!request) return;
     this.#inflight.delete(id);
+    Connection.#end(request, value, error);
+  }
+
+  static #end(request: Inflight, value: unknown, error: SharevarsError | null): void {
+    request.onReply?.(value, error);
     if (error) request.reject(error);
     else request.resolve(value);
   }

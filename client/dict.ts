@@ -247,17 +247,17 @@ export class SharedDict implements Iterable<[string, any]> {
       if (write.kind === "delete") return [Op.DICT_DELETE, id, write.key];
       if (write.entries.length === 1) return [Op.DICT_SET, id, write.entries[0][0], write.entries[0][1]];
       return [Op.DICT_UPDATE, id, write.entries];
-    }, "write");
-    this.#replica.write(seq, write);
-    const outcome = reply.then(
-      (version) => {
-        if (typeof version === "number") this.#replica.confirm(seq, version);
-      },
-      (error: SharevarsError) => {
+    }, "write", false, (version, error) => {
+      // As the reply is matched (see Connection.request), not a microtask later.
+      if (error) {
         this.#replica.reject(seq);
         this.#failures.push(error);
-      },
-    );
+      } else if (typeof version === "number") {
+        this.#replica.confirm(seq, version);
+      }
+    });
+    this.#replica.write(seq, write);
+    const outcome = reply.then(() => {}, () => {});
     this.#inflight.add(outcome);
     outcome.finally(() => this.#inflight.delete(outcome));
   }

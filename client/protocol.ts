@@ -104,6 +104,7 @@ export const CloseCode = {
   UNAUTHORIZED: 4001, // final
   FORBIDDEN: 4003, // final
   PROTOCOL_VERSION: 4005, // final
+  HELLO_TIMEOUT: 4008, // the socket said no HELLO in time
   FRAME_TOO_LARGE: 4009,
   TOO_MANY_CONNECTIONS: 4029,
 } as const;
@@ -173,6 +174,8 @@ export interface Hello {
   session: string;
   /** The dict version the replica already holds, for a delta resume. */
   since?: number;
+  /** The id of this session's oldest write still in flight (its outcome unknown), if any. */
+  pending?: number;
 }
 
 export interface HelloResult {
@@ -186,6 +189,8 @@ export interface HelloResult {
   limits: LimitsInForce;
   /** Space object, server role: connected clients as [id, order of first connection]. */
   clients?: [string, number][];
+  /** Writes of this session from `pending` on that the object refused, as [request id, error code, message]. */
+  refused?: [number, ErrorCode, string][];
 }
 
 /** One dict entry on the wire; a null value is a deletion. */

@@ -72,18 +72,19 @@ export class Replica {
     if (write.kind === "clear") {
       const before = this.#view;
       this.#view = new Map();
-      for (const [key] of before) this.#sink(key, undefined);
+      this.#emit([...before.keys()].map((key) => [key, undefined]));
       return;
     }
     if (write.kind === "delete") {
       if (this.#view.delete(write.key)) this.#sink(write.key, undefined);
       return;
     }
+    const changes: [string, Uint8Array][] = [];
     for (const [key, value] of write.entries) {
-      const before = this.#view.get(key);
+      if (!sameBytes(this.#view.get(key), value)) changes.push([key, value]);
       this.#view.set(key, value);
-      if (!sameBytes(before, value)) this.#sink(key, value);
     }
+    this.#emit(changes);
   }
 
   /** The object applied our write `seq` as `version`. */
@@ -175,12 +176,26 @@ export class Replica {
     const before = this.#view;
     const after = new Map(this.#confirmed);
     for (const { write } of this.#pending) applyTo(after, write);
-    this.#view = after;
+    const changes: [string, Uint8Array | undefined][] = [];
     for (const [key, value] of after) {
-      if (!sameBytes(before.get(key), value)) this.#sink(key, value);
+      if (!sameBytes(before.get(key), value)) changes.push([key, value]);
     }
     for (const key of before.keys()) {
-      if (!after.has(key)) this.#sink(key, undefined);
+      if (!after.has(key)) changes.push([key, undefined]);
+    }
+    this.#view = after;
+    this.#emit(changes);
+  }
+
+  /**
+   * Reports changes made to the view all at once. A listener may write to
+   * the dict meanwhile (and report that write itself): a change it overtook
+   * is no longer the view's and is skipped, so each write is reported once,
+   * and the last report of a key is its visible value.
+   */
+  #emit(changes: [string, Uint8Array | undefined][]): void {
+    for (const [key, value] of changes) {
+      if (this.#view.get(key) === value) this.#sink(key, value);
     }
   }
 }

@@ -344,9 +344,13 @@ export class Server {
     await Promise.all([this.#global.sync(), ...[...this.#peers.values()].map((peer) => peer.sync())]);
   }
 
-  /** Waits up to `flushTimeout` ms (default 5000) for pending writes, then closes every connection. */
+  /**
+   * Waits up to `flushTimeout` ms (default 5000) for pending writes (dict
+   * writes, and items sent or put) to be durable, then closes every connection.
+   */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
-    await flush(this.sync(), flushTimeout);
+    const writes = [this.#connection, ...this.#peerConnections].map((connection) => connection.writesSettled());
+    await flush(Promise.all([this.sync(), ...writes]), flushTimeout);
     this.#connection.close();
     for (const connection of this.#peerConnections) connection.close();
   }

@@ -39,8 +39,9 @@ export function combinedStatus(connections: Connection[]): Status {
 
 /** Waits for `work` at most `ms` milliseconds, ignoring its outcome (used before closing). */
 export async function flush(work: Promise<unknown>, ms: number): Promise<void> {
+  const done = work.catch(() => {}); // its failure is reported elsewhere (sync()), never unhandled
   if (ms <= 0) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([work.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
 }

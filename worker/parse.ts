@@ -27,14 +27,15 @@ export function parseSeqs(seqs: unknown): number[] {
 
 export function parseHello(hello: unknown): Hello {
   if (typeof hello !== "object" || hello === null) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO takes an object");
-  const { v, token, session, since } = hello as Record<string, unknown>;
+  const { v, token, session, since, pending } = hello as Record<string, unknown>;
   if (typeof v !== "number") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "HELLO needs the protocol version `v`");
   if (typeof session !== "string" || session.length === 0 || session.length > MAX_SESSION_LENGTH) {
     throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `HELLO needs a session id of 1 to ${MAX_SESSION_LENGTH} characters`);
   }
   if (token !== undefined && typeof token !== "string") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "a token is a string");
   if (since !== undefined && !isRequestId(since)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "`since` is a dict version");
-  return { v, token, session, since };
+  if (pending !== undefined && !isRequestId(pending)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "`pending` is a request id");
+  return { v, token, session, since, pending };
 }
 
 export function parseDictWrite(op: number, frame: unknown[]): DictWrite {

@@ -3,6 +3,14 @@
 // does not send those writes again, so a write is applied once even when its
 // reply was lost with the connection.
 //
+// A write the object refused (a full queue, too many keys...) is remembered
+// too, by its id, with its error: a handle whose socket dropped before the
+// error reached it learns it in the HELLO that follows, instead of taking
+// the write for applied (at or below its last applied one) or sending it
+// again (above it).
+// The handle names its oldest write still in flight in that HELLO: refusals
+// below it are forgotten then. At most MAX_REFUSALS are kept per session.
+//
 // Reading it (every HELLO) writes nothing (but, once, a table a later version
 // added; see schema.ts): the table is created by the first
 // write (see schema.ts), and stale sessions are forgotten by a write, at most
@@ -14,7 +22,14 @@ import { Schema } from "./schema.js";
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS sessions (session TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS session_refusals (
+  session TEXT NOT NULL, seq INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
 `;
+
+/** Refused writes remembered per session (the newest). */
+export const MAX_REFUSALS = 1000;
 
 /** A session is remembered this long after its last write. */
 const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -28,11 +43,15 @@ export class Sessions {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    this.#schema = new Schema(sql, "sessions", SCHEMA, { added: ["sessions_meta"] });
+    this.#schema = new Schema(sql, "sessions", SCHEMA, { added: ["sessions_meta", "session_refusals"] });
   }
 
-  /** Records write `seq` of `session`; call it in the same event as the write. */
-  record(session: string, seq: number): void {
+  // Whether any refusal may be stored (false once a look found none): a
+  // HELLO reads the refusals table only then.
+  #anyRefusals: boolean | undefined;
+
+  /** Creates the tables and forgets stale sessions (at most once per PRUNE_EVERY_MS); returns the time. */
+  #write(): number {
     this.#schema.create();
     const now = Date.now();
     if (this.#prunedAt === undefined) {
@@ -41,12 +60,50 @@ export class Sessions {
     if (now - this.#prunedAt > PRUNE_EVERY_MS) {
       this.#prunedAt = now;
       this.#sql.exec("DELETE FROM sessions WHERE at < ?", now - SESSION_TTL_MS);
+      this.#sql.exec("DELETE FROM session_refusals WHERE at < ?", now - SESSION_TTL_MS);
       this.#sql.exec("INSERT INTO sessions_meta (name, n) VALUES ('pruned_at', ?) ON CONFLICT (name) DO UPDATE SET n = excluded.n", now);
     }
+    return now;
+  }
+
+  /** Records write `seq` of `session`; call it in the same event as the write. */
+  record(session: string, seq: number): void {
+    const now = this.#write();
     this.#sql.exec(
       "INSERT INTO sessions (session, seq, at) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq, at = excluded.at",
       session, seq, now,
     );
+  }
+
+  /** Records that write `seq` of `session` was refused with `code` and `message`. */
+  refuse(session: string, seq: number, code: string, message: string): void {
+    const now = this.#write();
+    this.#sql.exec("INSERT OR REPLACE INTO session_refusals (session, seq, code, message, at) VALUES (?, ?, ?, ?, ?)", session, seq, code, message, now);
+    this.#sql.exec(
+      `DELETE FROM session_refusals WHERE session = ?1 AND seq < (
+         SELECT seq FROM session_refusals WHERE session = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)`,
+      session, MAX_REFUSALS - 1,
+    );
+    this.#anyRefusals = true;
+  }
+
+  /**
+   * The refusals of `session` from write `from` on (the handle's oldest write
+   * in flight; none: no write in flight). Those below `from` are forgotten:
+   * the handle has the outcome of every write below it.
+   */
+  refusals(session: string, from: number | undefined): [number, string, string][] {
+    if (this.#anyRefusals === false || !this.#schema.exists) return [];
+    const rows = this.#sql.exec<{ seq: number; code: string; message: string }>(
+      "SELECT seq, code, message FROM session_refusals WHERE session = ? ORDER BY seq", session,
+    ).toArray();
+    if (rows.length === 0) {
+      this.#anyRefusals ??= this.#sql.exec("SELECT 1 FROM session_refusals LIMIT 1").toArray().length > 0;
+      return [];
+    }
+    const keep = from ?? Number.MAX_SAFE_INTEGER;
+    if (rows[0].seq < keep) this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq < ?", session, keep);
+    return rows.filter((r) => r.seq >= keep).map((r) => [r.seq, r.code, r.message]);
   }
 
   /** The last applied write of `session` (0: none). */

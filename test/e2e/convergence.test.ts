@@ -2,12 +2,17 @@
 // interleaved bursts (sets, deletes, updates, pops, the odd clear); after
 // sync() on all, every replica shows what the object holds, and each
 // replica's change events add up to what it shows.
-import { describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test } from "vitest";
 import type { ChangeEvent } from "sharevars";
 import { handles } from "../helpers/handles.js";
-import { uniqueSpace, until } from "../helpers/e2e.js";
+import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const open = handles();
+const links: FaultyLink[] = [];
+afterEach(async () => {
+  await Promise.all(links.splice(0).map((link) => link.close()));
+});
 
 /** A small seeded generator, so that a failing run can be replayed. */
 function random(seed: number) {
@@ -130,5 +135,96 @@ describe("concurrent writers converge", () => {
       await fresh.ready;
       return fresh.dict.toObject();
     }, written);
+  });
+});
+
+// The reply to a write and a later CHANGE can arrive in one chunk and be
+// handled in one go (uncompressed: Node's WebSocket then dispatches them in
+// one turn): the replica must take them in the object's order.
+describe("a write's reply and a later change handled together", () => {
+  const burst = async () => {
+    const link = await faultyLink(workerUrl(), { compression: false });
+    links.push(link);
+    return link;
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
+  test("a set, then someone else's set of the same key", async () => {
+    const space = uniqueSpace("order");
+    const link = await burst();
+    const alice = await open.client(space, "alice", {}, link.url);
+    const server = await open.server(space);
+    link.hold();
+    alice.globals["k"] = "from alice"; // applied first
+    await settle();
+    server["k"] = "from the server"; // applied second: the value
+    await server.sync();
+    link.release();
+    await alice.globals.sync();
+    await settle();
+    expect(server["k"]).toBe("from the server");
+    expect(alice.globals["k"]).toBe("from the server");
+  });
+
+  test("a clear, then someone else's set", async () => {
+    const space = uniqueSpace("order");
+    const link = await burst();
+    const alice = await open.client(space, "alice", {}, link.url);
+    const server = await open.server(space);
+    server["a"] = 1;
+    await server.sync();
+    await until(() => alice.globals["a"] === 1);
+    link.hold();
+    alice.globals.dict.clear();
+    await settle();
+    server["b"] = 2;
+    await server.sync();
+    link.release();
+    await alice.globals.sync();
+    await settle();
+    expect(server.dict.toObject()).toEqual({ b: 2 });
+    expect(alice.globals.dict.toObject()).toEqual({ b: 2 });
+  });
+});
+
+describe("change listeners that write", () => {
+  test("a key a listener derives during a resync is reported once", async () => {
+    const space = uniqueSpace("listener");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const alice = await open.client(space, "alice", {}, link.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    const mirrored: unknown[] = [];
+    alice.on("change", ({ key, value }) => {
+      if (key === "a") alice["mirror"] = `copy of ${value}`;
+      if (key === "mirror") mirrored.push(value);
+    });
+    link.down();
+    await until(() => alice.status === "connecting");
+    peer["a"] = 1; // alice learns it from the snapshot of her reconnect
+    await peer.sync();
+    link.up();
+    await until(() => alice["a"] === 1, { what: "resync" });
+    await alice.sync();
+    expect(alice["mirror"]).toBe("copy of 1");
+    expect(mirrored).toEqual(["copy of 1"]);
+  });
+
+  test("a listener that overwrites a key of the same update: the last report is the value", async () => {
+    const space = uniqueSpace("listener");
+    const alice = await open.client(space, "alice");
+    const reports: [string, unknown][] = [];
+    alice.on("change", ({ key, value }) => {
+      reports.push([key, value]);
+      if (key === "a" && value === 1) alice["b"] = "from the listener";
+    });
+    alice.dict.update({ a: 1, b: 2 });
+    // The listener's write came after the update: it is the value of "b".
+    expect(alice["b"]).toBe("from the listener");
+    expect(reports.filter(([key]) => key === "b").at(-1)).toEqual(["b", "from the listener"]);
+    await alice.sync();
+    expect(alice["b"]).toBe("from the listener");
   });
 });

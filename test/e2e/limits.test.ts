@@ -8,7 +8,8 @@ import { Msg, Op } from "../../client/protocol.js";
 import { encodeValue } from "../../client/codec.js";
 import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
 import { rawSocket, type RawSocket } from "../helpers/raw.js";
-import { uniqueSpace } from "../helpers/e2e.js";
+import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
+import { uniqueSpace, until } from "../helpers/e2e.js";
 
 const LOW = {
   LIMIT_MAX_VALUE_BYTES: "1000",
@@ -29,13 +30,15 @@ afterAll(async () => {
 
 const opened: { close(o?: { flushTimeout?: number }): Promise<void> }[] = [];
 const sockets: RawSocket[] = [];
+const links: FaultyLink[] = [];
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.close();
   await Promise.all(opened.splice(0).map((h) => h.close({ flushTimeout: 0 })));
+  await Promise.all(links.splice(0).map((link) => link.close()));
 });
 
-async function client(space: string, id: string) {
-  const c = await Client.connect(worker.url, { space, id });
+async function client(space: string, id: string, url = worker.url) {
+  const c = await Client.connect(url, { space, id });
   opened.push(c);
   return c;
 }
@@ -160,9 +163,76 @@ describe("limits through a raw socket (the worker enforces them whatever a clien
   test("connections per client object", async () => {
     const space = uniqueSpace("limits-raw");
     for (let i = 0; i < 3; i++) await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);
+    // Refused as it opens (a socket counts from then, HELLO or not): an ERROR, then the close.
     const extra = await rawSocket(worker.url, `/v1/spaces/${space}/clients/eve/ws?role=client`);
     sockets.push(extra);
-    expect(errorOf(await extra.hello())).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
     expect((await extra.closed).code).toBe(4029);
+    expect(extra.frames.map(errorOf)).toEqual([ErrorCode.TOO_MANY_CONNECTIONS]);
+  });
+});
+
+// A refused write's error reply lost with its socket, after a later write of
+// the same handle was applied: the HELLO that follows still tells the refusal
+// (the object remembers it), not "applied" as for everything at or below the
+// handle's last applied write.
+describe("a refusal whose reply was lost", () => {
+  /** Holds what the worker sends through `link`, runs `writes`, then cuts the link: the replies are lost. */
+  async function loseReplies(link: FaultyLink, handle: Client, writes: () => void) {
+    link.hold();
+    writes();
+    await new Promise((r) => setTimeout(r, 500)); // served by the object meanwhile
+    link.cut();
+    link.release();
+    await until(() => handle.status === "open", { what: "reconnected" });
+  }
+
+  test("put() on a full queue rejects with QUEUE_FULL, and a put after it resolves", async () => {
+    const space = uniqueSpace("refused");
+    const link = await faultyLink(worker.url);
+    links.push(link);
+    const alice = await client(space, "alice", link.url);
+    for (let i = 0; i < 5; i++) await alice.put(i);
+    let refused!: Promise<string>;
+    await loseReplies(link, alice, () => {
+      refused = alice.put("sixth").then(() => "resolved", (e) => `rejected ${e.code}`);
+      alice["after"] = "applied"; // a later write of the same connection
+    });
+    expect(await refused).toBe("rejected QUEUE_FULL");
+    await alice.sync();
+    const s = await server(space);
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer["after"]).toBe("applied");
+    expect(await peer.queues["default"].size()).toBe(5);
+    for (let i = 0; i < 5; i++) expect(await alice.get({ timeout: 1000 })).toBe(i);
+    await alice.put("room again"); // the refused put was not sent again meanwhile
+    expect(await alice.get({ timeout: 1000 })).toBe("room again");
+    await expect(alice.get({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError" });
+  });
+
+  test("a dict write past the key limit: sync() rejects with TOO_MANY_KEYS and the key leaves the replica", async () => {
+    const space = uniqueSpace("refused");
+    const link = await faultyLink(worker.url);
+    links.push(link);
+    const alice = await client(space, "alice", link.url);
+    const s = await server(space);
+    for (let i = 0; i < 19; i++) s[`k${i}`] = i;
+    await s.sync();
+    await until(() => alice.globals.dict.size === 19);
+    let synced!: Promise<string>;
+    await loseReplies(link, alice, () => {
+      s["k19"] = 19; // the 20th key: alice does not see it before her write
+      setTimeout(() => {
+        alice.globals["extra"] = "refused"; // a 21st key for the object
+        alice.globals["k0"] = "applied";
+        synced = alice.globals.sync().then(() => "resolved", (e) => `rejected ${e.code}`);
+      }, 200);
+    });
+    expect(await synced).toBe("rejected TOO_MANY_KEYS");
+    await until(() => alice.globals["k19"] === 19);
+    expect(alice.globals.dict.has("extra")).toBe(false);
+    expect(alice.globals["k0"]).toBe("applied");
+    expect(s.dict.has("extra")).toBe(false);
+    await until(() => s["k0"] === "applied");
   });
 });

@@ -1,8 +1,9 @@
 // Local queues (one FIFO per client and name, shared by the client and the
 // server) and global queues (one FIFO per space and name, shared by all).
 import { describe, expect, test } from "vitest";
+import { Client } from "sharevars";
 import { handles } from "../helpers/handles.js";
-import { uniqueSpace, until } from "../helpers/e2e.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const open = handles();
 
@@ -36,6 +37,24 @@ describe("local queues", () => {
     await client.put({ mine: true });
     expect(await client.queues["default"].size()).toBe(1);
     expect(await client.get()).toEqual({ mine: true });
+  });
+});
+
+describe("close", () => {
+  test("close() right after put() and send(): both resolve, the items are stored", async () => {
+    const space = uniqueSpace("queues-close");
+    const client = await Client.connect(workerUrl(), { space, id: "alice" });
+    const server = await open.server(space);
+    const outcome = (p: Promise<unknown>) => p.then(() => "resolved", (e) => `rejected ${e.name}`);
+    const put = outcome(client.put("job"));
+    const sent = outcome(client.send("hello"));
+    const global = outcome(client.globals.put("news"));
+    await client.close();
+    expect([await put, await sent, await global]).toEqual(["resolved", "resolved", "resolved"]);
+    const peer = server.clients.get("alice");
+    expect(await peer.queues["default"].size()).toBe(1);
+    expect(await peer.recv({ timeout: 1000 })).toBe("hello");
+    expect(await server.get({ timeout: 1000 })).toBe("news");
   });
 });
 

@@ -12,6 +12,9 @@ export interface FaultyLink {
   up(): void;
   /** Every chunk through the proxy, either way, arrives `ms` later (a slow network). */
   latency(ms: number): void;
+  /** Keeps what the worker sends until release(), which delivers it in one write (a burst, one TCP chunk). */
+  hold(): void;
+  release(): void;
   /** Bytes the worker sent through the proxy so far. */
   readonly bytesDown: number;
   /** Connections open now. */
@@ -19,12 +22,20 @@ export interface FaultyLink {
   close(): Promise<void>;
 }
 
-export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
+/**
+ * `compression: false` takes permessage-deflate out of each WebSocket upgrade
+ * request, as a client or an edge that does not offer it: with it, Node's
+ * WebSocket inflates each message on its own turn, and messages that arrive
+ * together are never handled in one go.
+ */
+export async function faultyLink(targetUrl: string, { compression = true } = {}): Promise<FaultyLink> {
   const target = new URL(targetUrl);
   const pairs = new Set<[Socket, Socket]>();
   let isDown = false;
   let bytesDown = 0;
   let latency = 0;
+  let holding = false;
+  const held = new Map<Socket, Buffer[]>();
   // Chunks keep their order: each waits the same time, and timers of equal delay fire in order.
   const forward = (from: Socket, to: Socket) =>
     from.on("data", (chunk: Buffer) => {
@@ -42,13 +53,27 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
     pairs.add(pair);
     const drop = () => {
       pairs.delete(pair);
+      held.delete(incoming);
       incoming.destroy();
       outgoing.destroy();
     };
     incoming.on("error", drop).on("close", drop);
     outgoing.on("error", drop).on("close", drop);
-    forward(incoming, outgoing);
-    forward(outgoing, incoming);
+    if (compression) forward(incoming, outgoing);
+    else {
+      let first = true;
+      incoming.on("data", (chunk: Buffer) => {
+        if (first) chunk = Buffer.from(chunk.toString("latin1").replace(/\r\nSec-WebSocket-Extensions:[^\r]*/i, ""), "latin1");
+        first = false;
+        outgoing.write(chunk);
+      });
+    }
+    outgoing.on("data", (chunk: Buffer) => {
+      if (!holding) return latency === 0 ? incoming.write(chunk) : setTimeout(() => incoming.destroyed || incoming.write(chunk), latency);
+      const chunks = held.get(incoming) ?? [];
+      held.set(incoming, chunks);
+      chunks.push(chunk);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
@@ -73,6 +98,14 @@ export async function faultyLink(targetUrl: string): Promise<FaultyLink> {
     },
     latency(ms: number) {
       latency = ms;
+    },
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const [socket, chunks] of held) if (!socket.destroyed) socket.write(Buffer.concat(chunks));
+      held.clear();
     },
     get bytesDown() {
       return bytesDown;

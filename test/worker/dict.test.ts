@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, type WireEntry } from "../../client/protocol.js";
 import { decodeValue, encodeValue } from "../../client/codec.js";
 import { VersionedDict } from "../../worker/dict.js";
-import { Sessions } from "../../worker/sessions.js";
+import { MAX_REFUSALS, Sessions } from "../../worker/sessions.js";
 import { ProtocolError } from "../../worker/errors.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, clientTarget, spaceTarget } from "./objects.js";
@@ -286,6 +286,41 @@ describe("Sessions", () => {
       sql.exec("UPDATE sessions_meta SET n = ? WHERE name = 'pruned_at'", Date.now() - 3600 * 1000 - 1);
       new Sessions(sql).record("live", 3);
       expect(names()).toEqual(["live"]);
+    });
+  });
+
+  test("refused writes are told from the oldest write in flight on, forgotten below it, and capped per session", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      const sessions = new Sessions(sql);
+      expect(sessions.refusals("a", 1)).toEqual([]); // no table yet: nothing read, nothing written
+      sessions.record("a", 1);
+      sessions.refuse("a", 2, ErrorCode.QUEUE_FULL, "full");
+      sessions.record("a", 3);
+      sessions.refuse("a", 4, ErrorCode.TOO_MANY_KEYS, "too many");
+      sessions.refuse("b", 2, ErrorCode.BAD_VALUE, "bad");
+      expect(sessions.lastSeq("a")).toBe(3);
+      const stored = (session: string) =>
+        sql.exec<{ seq: number }>("SELECT seq FROM session_refusals WHERE session = ? ORDER BY seq", session).toArray().map((r) => r.seq);
+      // A reconnect with writes 2..4 in flight learns both refusals, keeps them (its HELLO reply may be lost too).
+      expect(sessions.refusals("a", 2)).toEqual([[2, ErrorCode.QUEUE_FULL, "full"], [4, ErrorCode.TOO_MANY_KEYS, "too many"]]);
+      expect(stored("a")).toEqual([2, 4]);
+      // The next one has only write 4 in flight: 2 is forgotten; with none in flight, all are.
+      expect(new Sessions(sql).refusals("a", 3)).toEqual([[4, ErrorCode.TOO_MANY_KEYS, "too many"]]);
+      expect(stored("a")).toEqual([4]);
+      expect(sessions.refusals("a", undefined)).toEqual([]);
+      expect(stored("a")).toEqual([]);
+      expect(stored("b")).toEqual([2]); // another session's are its own
+      // At most MAX_REFUSALS per session, the newest.
+      for (let i = 1; i <= MAX_REFUSALS + 5; i++) sessions.refuse("c", i * 2, ErrorCode.QUEUE_FULL, "full");
+      const kept = stored("c");
+      expect(kept.length).toBe(MAX_REFUSALS);
+      expect(kept[0]).toBe(12);
+      // Stale ones go with the stale sessions.
+      sql.exec("UPDATE session_refusals SET at = ? WHERE session = 'b'", Date.now() - 8 * 24 * 3600 * 1000);
+      sql.exec("UPDATE sessions_meta SET n = ? WHERE name = 'pruned_at'", Date.now() - 3600 * 1000 - 1);
+      new Sessions(sql).record("a", 5);
+      expect(stored("b")).toEqual([]);
     });
   });
 });
