@@ -154,10 +154,15 @@ export function decodeValue(bytes: Uint8Array): unknown {
   return valueCodec.decode(bytes);
 }
 
-/** Is `bytes` one well-formed value? (The worker checks values it stores.) */
+/**
+ * Is `bytes` one well-formed value, made only of shareable parts? (The
+ * worker checks values it stores: a client that skips the library could
+ * send CBOR the library never writes, such as an unknown tag or nesting past
+ * MAX_DEPTH, which the HTTP API and other clients could not handle.)
+ */
 export function isWellFormedValue(bytes: Uint8Array): boolean {
   try {
-    valueCodec.decode(bytes);
+    assertShareable(valueCodec.decode(bytes));
     return true;
   } catch {
     return false;

@@ -52,7 +52,16 @@ export function httpError(code: ErrorCode, message: string, status = STATUS[code
 /** The value as the caller asked: CBOR bytes as stored, or JSON (406 if it cannot be shown as JSON). */
 function reply(request: Request, encoded: Uint8Array, headers: Record<string, string> = {}): Response {
   if (request.headers.get("accept")?.includes(CBOR)) return new Response(encoded, { headers: { ...headers, "content-type": CBOR } });
-  return json(decodeValue(encoded), headers);
+  return json(decodeStored(encoded), headers);
+}
+
+/** A stored value, decoded; one an earlier version stored unchecked (see isWellFormedValue) may not decode here. */
+function decodeStored(encoded: Uint8Array): unknown {
+  try {
+    return decodeValue(encoded);
+  } catch (error) {
+    throw new ProtocolError(ErrorCode.BAD_VALUE, `a stored value cannot be decoded here (${(error as Error).message}); ask for CBOR with Accept: application/cbor`, undefined, 406);
+  }
 }
 
 function json(value: unknown, headers: Record<string, string> = {}): Response {
@@ -141,9 +150,17 @@ function dictPage(object: SharedObject, request: Request, url: URL): Response {
   const limit = intParam(url, "limit", MAX_PAGE_KEYS, MAX_PAGE_KEYS) || MAX_PAGE_KEYS;
   const rows = object.dict.page(after, limit, MAX_PAGE_BYTES);
   const headers: Record<string, string> = rows.more ? { "sharevars-next": encodeURIComponent(rows.entries.at(-1)![0]) } : {};
-  const entries = new Map(rows.entries.map(([key, value]) => [key, decodeValue(value)]));
-  if (request.headers.get("accept")?.includes(CBOR)) return new Response(encodeValue(entries), { headers: { ...headers, "content-type": CBOR } });
-  return json(entries, headers);
+  const entries = new Map(rows.entries.map(([key, value]) => [key, decodeStored(value)]));
+  if (!request.headers.get("accept")?.includes(CBOR)) return json(entries, headers);
+  let page: Uint8Array;
+  try {
+    page = encodeValue(entries);
+  } catch (error) {
+    // A value an earlier version stored unchecked (see isWellFormedValue).
+    if (!(error instanceof TypeError)) throw error;
+    throw new ProtocolError(ErrorCode.BAD_VALUE, `a value of this page cannot be encoded again (${error.message}); read keys one at a time`, undefined, 406);
+  }
+  return new Response(page, { headers: { ...headers, "content-type": CBOR } });
 }
 
 async function channel(object: SharedObject, request: Request, url: URL, kind: "queue" | "pipe", parts: string[]): Promise<Response> {

@@ -102,7 +102,7 @@ async function http(request: Request, env: Env, space: string, id: string | null
   try {
     if (kind === "summary") {
       const offset = Number(url.searchParams.get("offset") ?? 0);
-      if (!Number.isInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
+      if (!Number.isSafeInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
       return new Response(toJson(await spaceSummary(env, space, offset)), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
     }
     const query = Object.fromEntries(HTTP_QUERY.flatMap((name) => (url.searchParams.has(name) ? [[name, url.searchParams.get(name)!]] : [])));

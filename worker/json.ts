@@ -8,26 +8,34 @@
 // bytes as an array of numbers, a Date as its ISO string, a RegExp as its
 // source text. CBOR (Accept: application/cbor) is exact.
 
+import { MAX_DEPTH } from "../client/codec.js";
+
 /** The value cannot be shown as JSON: a cycle, or more than the budget. */
 export class NotJsonError extends Error {}
 
-/** Most nodes one JSON text may hold (a repeated reference counts each time it is written). */
+/** Most nodes one JSON text may hold (a repeated reference counts each time it is written; a byte, one each). */
 const DEFAULT_BUDGET = 1_000_000;
 
 export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
   let left = budget;
+  const over = () => new NotJsonError(`more than ${budget} nodes as JSON (shared references expand)`);
   const path = new Set<object>();
   const convert = (v: unknown): unknown => {
-    if (--left < 0) throw new NotJsonError(`more than ${budget} nodes as JSON (shared references expand)`);
+    if (--left < 0) throw over();
     if (typeof v === "bigint") return v.toString();
     if (typeof v === "number") return Number.isFinite(v) ? v : String(v);
     if (v === undefined) return null;
     if (v === null || typeof v !== "object") return v;
     if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
     if (v instanceof RegExp) return String(v);
-    if (ArrayBuffer.isView(v)) return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    if (v instanceof ArrayBuffer) return Array.from(new Uint8Array(v));
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+      // Bytes are written one number each: a shared 16 KiB array is 16 Ki nodes every time.
+      if ((left -= v.byteLength) < 0) throw over();
+      return Array.from(ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : new Uint8Array(v));
+    }
     if (path.has(v)) throw new NotJsonError("it holds a cycle");
+    // Values stored now are at most MAX_DEPTH deep; earlier versions stored them unchecked.
+    if (path.size > MAX_DEPTH) throw new NotJsonError(`it is nested deeper than ${MAX_DEPTH} levels`);
     path.add(v);
     try {
       if (Array.isArray(v) || v instanceof Set) return Array.from(v, convert);

@@ -29,12 +29,18 @@ export interface SocketState {
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
 }
 
+/** How long a socket may take to say HELLO before the object closes it. */
+const HELLO_TIMEOUT_MS = 10_000;
+
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
 const ATTACHED_WAITS = 8;
 const ATTACHED_WAIT_BYTES = 512;
 
 export type Socket = Connection<SocketState>;
+
+/** Requests that write: a refusal of one is remembered for its session (see sessions.ts). */
+const WRITES: ReadonlySet<number> = new Set([Op.DICT_SET, Op.DICT_DELETE, Op.DICT_CLEAR, Op.DICT_UPDATE, Op.PUT]);
 
 /** One page of a space's clients, in order of first connection. */
 export interface ClientsPage {
@@ -269,16 +275,27 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       if (!state) throw new ProtocolError(ErrorCode.NOT_READY, "send HELLO first");
       await this.handle(socket, state, op, id, frame);
     } catch (error) {
-      if (!(error instanceof ProtocolError)) {
-        console.error("sharevars: internal error", error);
-        return this.sendError(socket, id, ErrorCode.INTERNAL, "internal error");
-      }
-      this.sendError(socket, id, error.code, error.message);
-      if (error.closeCode) {
+      const known = error instanceof ProtocolError;
+      if (!known) console.error("sharevars: internal error", error);
+      const [code, message] = known ? [error.code, error.message] : [ErrorCode.INTERNAL, "internal error"];
+      if (WRITES.has(op)) this.#refused(socket, id, code, message);
+      this.sendError(socket, id, code, message);
+      if (known && error.closeCode) {
         // What this socket was sent in the batch so far (this error included) goes out before the close.
         this.#outbox.flush(socket);
         socket.close(error.closeCode, error.code);
       }
+    }
+  }
+
+  /** Remembers a refused write for its session (see sessions.ts): its error reply may be lost. */
+  #refused(socket: Socket, id: number, code: ErrorCode, message: string): void {
+    const session = socket.state?.session;
+    if (session === undefined) return;
+    try {
+      this.sessions.refuse(session, id, code, message);
+    } catch (error) {
+      console.error("sharevars: could not remember a refused write", error);
     }
   }
 
@@ -365,9 +382,45 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   // is handled as its close, and a close event may still follow it.
   #ended = new WeakSet<WebSocket>();
 
+  // Sockets open on this object, HELLO'd or not: counted from the runtime's
+  // list on the first connect after each wake, then kept by connect and close.
+  #socketCount: number | null = null;
+
+  /**
+   * Every socket counts against the object's connections from its open, not
+   * only once it said HELLO: sockets that never say it could otherwise fill
+   * the object. One over the limit is refused at once (an ERROR, then the
+   * close); one that says nothing within HELLO_TIMEOUT_MS is closed.
+   */
+  async onConnect(socket: Socket): Promise<void> {
+    this.#socketCount = (this.#socketCount ?? this.ctx.getWebSockets().length - 1) + 1;
+    if (this.#socketCount > this.maxConnections) {
+      const message = `this object takes at most ${this.maxConnections} connections`;
+      this.sendError(socket, 0, ErrorCode.TOO_MANY_CONNECTIONS, message);
+      socket.close(CloseCode.TOO_MANY_CONNECTIONS, message);
+      return this.onClose(socket);
+    }
+    // Cleared by the HELLO (a pending timer keeps the object from hibernating).
+    this.#helloTimers.set(socket, setTimeout(() => {
+      this.#helloTimers.delete(socket);
+      if (!socket.state && socket.readyState === WebSocket.READY_STATE_OPEN) socket.close(CloseCode.HELLO_TIMEOUT, "no HELLO in time");
+    }, HELLO_TIMEOUT_MS));
+  }
+
+  #helloTimers = new Map<WebSocket, ReturnType<typeof setTimeout>>();
+
+  #helloDone(socket: WebSocket): void {
+    const timer = this.#helloTimers.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#helloTimers.delete(socket);
+  }
+
   async onClose(socket: Socket): Promise<void> {
     if (this.#ended.has(socket)) return;
     this.#ended.add(socket);
+    if (this.#socketCount !== null) this.#socketCount--;
+    this.#helloDone(socket);
     this.#helloedCache?.delete(socket.id);
     const state = socket.state;
     if (!state) return;
@@ -436,7 +489,15 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /** What the inspector shows of this object: its dict and its queues and pipes with their lengths. */
   summary(): ObjectSummary {
     const page = this.dict.page("", SUMMARY_KEYS, SUMMARY_BYTES);
-    const dict = page.entries.map(([key, value]): [string, string] => [key, preview(decodeValue(value))]);
+    const dict = page.entries.map(([key, value]): [string, string] => {
+      let decoded: unknown;
+      try {
+        decoded = decodeValue(value);
+      } catch {
+        return [key, "(not shown: cannot be decoded)"]; // stored unchecked by an earlier version
+      }
+      return [key, preview(decoded)];
+    });
     const channels = this.fifo.lengths(SUMMARY_CHANNELS + 1);
     return {
       version: this.dict.version, keys: this.dict.size, dict, truncated: page.more,
@@ -492,6 +553,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
     socket.setState(state);
+    this.#helloDone(socket);
     // A socket that closed while its HELLO awaited (a token check) had its close handled already.
     if (socket.readyState === WebSocket.READY_STATE_OPEN) this.#helloedCache?.set(socket.id, socket);
 
@@ -508,6 +570,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       limits: this.limits,
       ...this.helloExtras(state),
     };
+    const refused = this.sessions.refusals(args.session, args.pending) as HelloResult["refused"] & {};
+    if (refused.length > 0) result.refused = refused;
     this.send(socket, [Msg.REPLY, id, result]);
     this.joined(socket, state);
   }

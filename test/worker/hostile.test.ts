@@ -1,0 +1,97 @@
+// What a client that skips the library can send, and what must not follow
+// from it: values no library call writes are refused where they are written;
+// the HTTP API answers a typed error (never a 500) for values stored by an
+// earlier version without that check, and for JSON that would explode; and
+// sockets that never say HELLO cannot fill an object.
+import { runInDurableObject } from "cloudflare:test";
+import { expect, test } from "vitest";
+import { ErrorCode, Limits, Msg, Op } from "../../client/protocol.js";
+import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
+import { spaceStub } from "./objects.js";
+
+const auth = { authorization: `Bearer ${SERVER_TOKEN}` };
+
+// Tag 12345 around the integer 1: decodes to a cbor-x Tag, which no shareable value is.
+const TAGGED = new Uint8Array([0xd9, 0x30, 0x39, 0x01]);
+/** `depth` nested one-item arrays around the integer 1. */
+const nested = (depth: number): Uint8Array => {
+  const bytes = new Uint8Array(depth + 1).fill(0x81);
+  bytes[depth] = 0x01;
+  return bytes;
+};
+
+test("values the library never writes (an unknown tag, nesting past MAX_DEPTH) are refused where they are written", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "mallory"));
+  const codeOf = (frame: unknown[]) => (frame[0] === Msg.ERROR ? frame[2] : "no error");
+  for (const value of [TAGGED, nested(MAX_DEPTH + 2), nested(3000)]) {
+    expect(codeOf(await wire.request(Op.DICT_SET, "k", value))).toBe(ErrorCode.BAD_VALUE);
+    expect(codeOf(await wire.request(Op.DICT_UPDATE, [["k", value]]))).toBe(ErrorCode.BAD_VALUE);
+    expect(codeOf(await wire.request(Op.PUT, "queue", "jobs", value))).toBe(ErrorCode.BAD_VALUE);
+  }
+  // As deep as the library writes is fine.
+  expect(await wire.request(Op.DICT_SET, "k", nested(MAX_DEPTH))).toEqual([Msg.REPLY, expect.any(Number), 1]);
+  expect(await wire.request(Op.SIZE, "queue", "jobs")).toEqual([Msg.REPLY, expect.any(Number), 0]);
+});
+
+test("values stored unchecked by an earlier version: the HTTP API answers 406, not 500, and the other keys stay readable", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "alice"));
+  await wire.set("good", encodeValue("fine"));
+  // Written straight into storage, as a version without the check let a raw socket do.
+  await runInDurableObject(spaceStub(space), (_object: SharedObject, state) => {
+    state.storage.sql.exec("INSERT INTO dict (key, value, v) VALUES ('tagged', ?, 100), ('deep', ?, 101)", TAGGED, nested(3000));
+  });
+  const get = (path: string, accept?: string) => fetchWorker(`/v1/spaces/${space}${path}`, { headers: { ...auth, ...(accept ? { accept } : {}) } });
+  expect((await get("/globals/deep")).status).toBe(406);
+  expect((await get("/globals")).status).toBe(406); // the page as JSON holds the deep one
+  expect((await get("/globals", "application/cbor")).status).toBe(406); // and the tagged one cannot be encoded again
+  const good = await get("/globals/good");
+  expect([good.status, await good.json()]).toEqual([200, "fine"]);
+  const raw = await get("/globals/tagged", "application/cbor"); // one value as CBOR: the bytes as stored
+  expect(new Uint8Array(await raw.arrayBuffer())).toEqual(TAGGED);
+  const summary = await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth }); // the inspector's view
+  expect(summary.status).toBe(200);
+});
+
+test("bytes count against the JSON budget: one shared 16 KiB array, 1,000 times, is 406 in JSON and exact in CBOR", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "mallory"));
+  const bytes = new Uint8Array(16 * 1024).fill(7);
+  const value = encodeValue(Array.from({ length: 1000 }, () => bytes));
+  expect(value.byteLength).toBeLessThan(Limits.MAX_VALUE_BYTES);
+  expect(await wire.request(Op.DICT_SET, "bomb", value)).toEqual([Msg.REPLY, expect.any(Number), 1]);
+  const json = await fetchWorker(`/v1/spaces/${space}/globals/bomb`, { headers: auth });
+  expect(json.status).toBe(406);
+  const cbor = await fetchWorker(`/v1/spaces/${space}/globals/bomb`, { headers: { ...auth, accept: "application/cbor" } });
+  const back = decodeValue(new Uint8Array(await cbor.arrayBuffer())) as Uint8Array[];
+  expect([back.length, back[999].byteLength, back[0] === back[999]]).toEqual([1000, 16 * 1024, true]);
+  const summary = await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth });
+  expect(summary.status).toBe(200);
+  expect(JSON.stringify(await summary.json())).toContain("not shown as JSON");
+});
+
+test("a summary offset past the safe integers is a 400", async () => {
+  const res = await fetchWorker(`/v1/spaces/${unique("hostile")}/summary?offset=1e300`, { headers: auth });
+  expect(res.status).toBe(400);
+});
+
+test("sockets that never say HELLO count against the object's connections, and are closed after 10 s", async () => {
+  const space = unique("hostile");
+  const path = clientPath(space, "alice", "client");
+  const silent: Wire[] = [];
+  for (let i = 0; i < Limits.MAX_CONNECTIONS_PER_CLIENT; i++) silent.push(await Wire.open(path));
+  const extra = await Wire.open(path);
+  expect(await extra.closed).toEqual({ code: 4029, reason: expect.stringContaining("at most") });
+  expect(extra.frames[0]).toEqual([Msg.ERROR, 0, ErrorCode.TOO_MANY_CONNECTIONS, expect.any(String)]);
+  // One of them leaving makes room, for a socket that says HELLO.
+  silent.pop()!.close();
+  await new Promise((r) => setTimeout(r, 100));
+  const alice = await Wire.ready(path);
+  const closes = await Promise.all(silent.map((w) => w.closed));
+  expect(new Set(closes.map((c) => c.code))).toEqual(new Set([4008]));
+  expect(alice.ws.readyState).toBe(WebSocket.READY_STATE_OPEN); // it said HELLO: kept
+  alice.close();
+}, 20_000);
