@@ -8,13 +8,18 @@
 // bytes as an array of numbers, a Date as its ISO string, a RegExp as its
 // source text. CBOR (Accept: application/cbor) is exact.
 
-import { MAX_DEPTH } from "../client/codec.js";
-
 /** The value cannot be shown as JSON: a cycle, or more than the budget. */
 export class NotJsonError extends Error {}
 
 /** Most nodes one JSON text may hold (a repeated reference counts each time it is written; a byte, one each). */
 const DEFAULT_BUDGET = 1_000_000;
+
+/**
+ * Deepest nesting written, against a stack overflow. Not MAX_DEPTH: a value
+ * within it where each part is first met may hold a shared reference deeper
+ * down, which JSON writes out again there (the budget bounds the size).
+ */
+const MAX_JSON_DEPTH = 1000;
 
 export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
   let left = budget;
@@ -34,8 +39,7 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
       return Array.from(ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : new Uint8Array(v));
     }
     if (path.has(v)) throw new NotJsonError("it holds a cycle");
-    // Values stored now are at most MAX_DEPTH deep; earlier versions stored them unchecked.
-    if (path.size > MAX_DEPTH) throw new NotJsonError(`it is nested deeper than ${MAX_DEPTH} levels`);
+    if (path.size > MAX_JSON_DEPTH) throw new NotJsonError(`it is nested deeper than ${MAX_JSON_DEPTH} levels`);
     path.add(v);
     try {
       if (Array.isArray(v) || v instanceof Set) return Array.from(v, convert);

@@ -66,8 +66,18 @@ export class Sessions {
     return now;
   }
 
+  // The write recorded last: one that fails after it was applied (a later
+  // step of its handling) is not a refusal.
+  #last: { session: string; seq: number } | undefined;
+
+  /** Whether write `seq` of `session` is the one recorded last (in this event: it was applied). */
+  recorded(session: string, seq: number): boolean {
+    return this.#last?.session === session && this.#last.seq === seq;
+  }
+
   /** Records write `seq` of `session`; call it in the same event as the write. */
   record(session: string, seq: number): void {
+    this.#last = { session, seq };
     const now = this.#write();
     this.#sql.exec(
       "INSERT INTO sessions (session, seq, at) VALUES (?, ?, ?) ON CONFLICT (session) DO UPDATE SET seq = excluded.seq, at = excluded.at",

@@ -291,7 +291,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /** Remembers a refused write for its session (see sessions.ts): its error reply may be lost. */
   #refused(socket: Socket, id: number, code: ErrorCode, message: string): void {
     const session = socket.state?.session;
-    if (session === undefined) return;
+    // Applied, then something after it failed: not a refusal (its HELLO reports it applied).
+    if (session === undefined || this.sessions.recorded(session, id)) return;
     try {
       this.sessions.refuse(session, id, code, message);
     } catch (error) {

@@ -11,6 +11,12 @@ import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
 import { spaceStub } from "./objects.js";
 
+const nest = (depth: number, leaf: unknown): unknown => {
+  let v = leaf;
+  for (let i = 0; i < depth; i++) v = [v];
+  return v;
+};
+
 const auth = { authorization: `Bearer ${SERVER_TOKEN}` };
 
 // Tag 12345 around the integer 1: decodes to a cbor-x Tag, which no shareable value is.
@@ -95,3 +101,38 @@ test("sockets that never say HELLO count against the object's connections, and a
   expect(alice.ws.readyState).toBe(WebSocket.READY_STATE_OPEN); // it said HELLO: kept
   alice.close();
 }, 20_000);
+
+test("a value within MAX_DEPTH where each part is first met, with a shared reference deeper down, reads back as JSON", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "alice"));
+  const shared = nest(MAX_DEPTH - 2, 1);
+  const value = [shared, nest(10, shared)]; // JSON writes the shared part again, 10 levels deeper
+  expect((await wire.set("k", encodeValue(value)))[0]).toBe(Msg.REPLY);
+  const res = await fetchWorker(`/v1/spaces/${space}/globals/k`, { headers: auth });
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual(JSON.parse(JSON.stringify(value)));
+});
+
+test("a write applied, then failing later in its handling (a delivery), is not remembered as refused", async () => {
+  const space = unique("hostile");
+  const session = crypto.randomUUID();
+  const a = await Wire.ready(spacePath(space, "client", "alice"), { session });
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const serve = object.serveWaiters.bind(object);
+    let once = true;
+    object.serveWaiters = (fifo: string) => {
+      if (!once) return serve(fifo);
+      once = false;
+      throw new Error("a failure after the item was stored");
+    };
+  });
+  const id = a.id();
+  a.send([Op.PUT, id, "queue", "jobs", encodeValue("job")]);
+  await a.waitFor((f) => f[0] === Msg.ERROR && f[1] === id, "the ERROR");
+  a.close();
+  const b = await Wire.ready(spacePath(space, "client", "alice"), { session, pending: id });
+  expect((await b.request(Op.SIZE, "queue", "jobs"))[2]).toBe(1);
+  expect(b.hello.result!.lastSeq).toBe(id);
+  expect(b.hello.result!.refused ?? []).toEqual([]);
+  b.close();
+});
