@@ -329,9 +329,13 @@ export class Connection {
     // whose replies may have been lost; see worker/sessions.ts); one at or
     // below lastSeq was applied; the rest go again.
     const refused = new Map((result.refused ?? []).map(([id, code, message]) => [id, errorFromWire(code, message)]));
+    const forgotten = result.refusalsForgottenUpTo ?? 0;
     for (const [id, request] of inflight) {
       if (request.kind === "ack") continue;
-      const error = request.kind === "write" ? refused.get(id) : undefined;
+      let error = request.kind === "write" ? refused.get(id) : undefined;
+      if (request.kind === "write" && !error && id <= forgotten && id <= result.lastSeq) {
+        error = errorFromWire(ErrorCode.OUTCOME_UNKNOWN, "the reply to this write was lost, and the object no longer tells whether it applied or refused it (too many refused writes of this handle in flight)");
+      }
       if (error || (request.kind === "write" && id <= result.lastSeq)) {
         this.#inflight.delete(id);
         Connection.#end(request, undefined, error ?? null);

@@ -70,6 +70,6 @@ export function errorFromWire(code: ErrorCode, message: string): SharevarsError 
   if (code === ErrorCode.TIMEOUT) return new TimeoutError(message);
   if (code === ErrorCode.CLOSED) return new ClosedError(message);
   if (code === ErrorCode.NOT_READY) return new NotReadyError(message);
-  if (code === ErrorCode.INTERNAL) return new SharevarsError(code, message);
+  if (code === ErrorCode.INTERNAL || code === ErrorCode.OUTCOME_UNKNOWN) return new SharevarsError(code, message);
   return new ProtocolError(code, message);
 }

@@ -93,6 +93,8 @@ export const ErrorCode = {
   TIMEOUT: "TIMEOUT",
   CLOSED: "CLOSED",
   INTERNAL: "INTERNAL",
+  /** A write whose reply was lost: the object applied or refused it, and no longer knows which (worker/sessions.ts). */
+  OUTCOME_UNKNOWN: "OUTCOME_UNKNOWN",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -141,6 +143,8 @@ export const Limits = {
   SNAPSHOT_CHUNK_BYTES: 256 * 1024,
   /** UTF-8 bytes of a space name or a client id. */
   MAX_NAME_BYTES: 200,
+  /** Refused writes an object remembers per handle, for a handle whose error replies were lost (worker/sessions.ts). */
+  MAX_REFUSALS_KEPT: 1000,
 } as const;
 
 /**
@@ -191,6 +195,8 @@ export interface HelloResult {
   clients?: [string, number][];
   /** Writes of this session from `pending` on that the object refused, as [request id, error code, message]. */
   refused?: [number, ErrorCode, string][];
+  /** Refusals of this session's writes up to this id may be forgotten (more than the object keeps; see worker/sessions.ts). */
+  refusalsForgottenUpTo?: number;
 }
 
 /** One dict entry on the wire; a null value is a deletion. */

@@ -162,14 +162,16 @@ export class Replica {
   }
 
   #refresh(keys: Iterable<string>): void {
+    const changes: [string, Uint8Array | undefined][] = [];
     for (const key of keys) {
       const before = this.#view.get(key);
       const after = this.#valueOf(key);
       if (sameBytes(before, after)) continue;
       if (after === undefined) this.#view.delete(key);
       else this.#view.set(key, after);
-      this.#sink(key, after);
+      changes.push([key, after]);
     }
+    this.#emit(changes);
   }
 
   #rebuild(): void {

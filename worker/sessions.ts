@@ -9,7 +9,9 @@
 // the write for applied (at or below its last applied one) or sending it
 // again (above it).
 // The handle names its oldest write still in flight in that HELLO: refusals
-// below it are forgotten then. At most MAX_REFUSALS are kept per session.
+// below it are forgotten then. At most MAX_REFUSALS are kept per session;
+// past that the oldest are forgotten, and the HELLO says up to which write:
+// the handle cannot tell an applied write there from a refused one.
 //
 // Reading it (every HELLO) writes nothing (but, once, a table a later version
 // added; see schema.ts): the table is created by the first
@@ -17,6 +19,7 @@
 // once per PRUNE_EVERY_MS, not by the HELLO that reads. The time of the last
 // prune is stored: it reads every session, and an object that sleeps between
 // writes would otherwise do it on the first write after every wake.
+import { Limits } from "../client/protocol.js";
 import { Schema } from "./schema.js";
 
 const SCHEMA = `
@@ -26,10 +29,11 @@ CREATE TABLE IF NOT EXISTS session_refusals (
   session TEXT NOT NULL, seq INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (session, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_refusals_forgotten (session TEXT PRIMARY KEY, upto INTEGER NOT NULL, at INTEGER NOT NULL);
 `;
 
 /** Refused writes remembered per session (the newest). */
-export const MAX_REFUSALS = 1000;
+export const MAX_REFUSALS = Limits.MAX_REFUSALS_KEPT;
 
 /** A session is remembered this long after its last write. */
 const SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -43,7 +47,7 @@ export class Sessions {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    this.#schema = new Schema(sql, "sessions", SCHEMA, { added: ["sessions_meta", "session_refusals"] });
+    this.#schema = new Schema(sql, "sessions", SCHEMA, { added: ["sessions_meta", "session_refusals", "session_refusals_forgotten"] });
   }
 
   // Whether any refusal may be stored (false once a look found none): a
@@ -61,6 +65,7 @@ export class Sessions {
       this.#prunedAt = now;
       this.#sql.exec("DELETE FROM sessions WHERE at < ?", now - SESSION_TTL_MS);
       this.#sql.exec("DELETE FROM session_refusals WHERE at < ?", now - SESSION_TTL_MS);
+      this.#sql.exec("DELETE FROM session_refusals_forgotten WHERE at < ?", now - SESSION_TTL_MS);
       this.#sql.exec("INSERT INTO sessions_meta (name, n) VALUES ('pruned_at', ?) ON CONFLICT (name) DO UPDATE SET n = excluded.n", now);
     }
     return now;
@@ -89,31 +94,42 @@ export class Sessions {
   refuse(session: string, seq: number, code: string, message: string): void {
     const now = this.#write();
     this.#sql.exec("INSERT OR REPLACE INTO session_refusals (session, seq, code, message, at) VALUES (?, ?, ?, ?, ?)", session, seq, code, message, now);
-    this.#sql.exec(
-      `DELETE FROM session_refusals WHERE session = ?1 AND seq < (
-         SELECT seq FROM session_refusals WHERE session = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)`,
-      session, MAX_REFUSALS - 1,
-    );
+    const newestForgotten = this.#sql.exec<{ seq: number }>(
+      "SELECT seq FROM session_refusals WHERE session = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", session, MAX_REFUSALS,
+    ).toArray()[0]?.seq;
+    if (newestForgotten !== undefined) {
+      this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq <= ?", session, newestForgotten);
+      this.#sql.exec(
+        `INSERT INTO session_refusals_forgotten (session, upto, at) VALUES (?, ?, ?)
+         ON CONFLICT (session) DO UPDATE SET upto = max(upto, excluded.upto), at = excluded.at`,
+        session, newestForgotten, now,
+      );
+    }
     this.#anyRefusals = true;
   }
 
   /**
    * The refusals of `session` from write `from` on (the handle's oldest write
-   * in flight; none: no write in flight). Those below `from` are forgotten:
-   * the handle has the outcome of every write below it.
+   * in flight; none: no write in flight), and the last write whose refusal
+   * may have been forgotten (see MAX_REFUSALS), if that is `from` or later.
+   * Those below `from` are forgotten now: the handle has the outcome of every
+   * write below it.
    */
-  refusals(session: string, from: number | undefined): [number, string, string][] {
-    if (this.#anyRefusals === false || !this.#schema.exists) return [];
+  refusals(session: string, from: number | undefined): { refused: [number, string, string][]; forgottenUpTo?: number } {
+    if (this.#anyRefusals === false || !this.#schema.exists) return { refused: [] };
     const rows = this.#sql.exec<{ seq: number; code: string; message: string }>(
       "SELECT seq, code, message FROM session_refusals WHERE session = ? ORDER BY seq", session,
     ).toArray();
-    if (rows.length === 0) {
+    const upTo = this.#sql.exec<{ upto: number }>("SELECT upto FROM session_refusals_forgotten WHERE session = ?", session).toArray()[0]?.upto;
+    if (rows.length === 0 && upTo === undefined) {
       this.#anyRefusals ??= this.#sql.exec("SELECT 1 FROM session_refusals LIMIT 1").toArray().length > 0;
-      return [];
+      return { refused: [] };
     }
     const keep = from ?? Number.MAX_SAFE_INTEGER;
-    if (rows[0].seq < keep) this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq < ?", session, keep);
-    return rows.filter((r) => r.seq >= keep).map((r) => [r.seq, r.code, r.message]);
+    if (rows.length > 0 && rows[0].seq < keep) this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq < ?", session, keep);
+    if (upTo !== undefined && upTo < keep) this.#sql.exec("DELETE FROM session_refusals_forgotten WHERE session = ?", session);
+    const refused = rows.filter((r) => r.seq >= keep).map((r): [number, string, string] => [r.seq, r.code, r.message]);
+    return upTo !== undefined && upTo >= keep ? { refused, forgottenUpTo: upTo } : { refused };
   }
 
   /** The last applied write of `session` (0: none). */

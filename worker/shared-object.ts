@@ -395,6 +395,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
    */
   async onConnect(socket: Socket): Promise<void> {
     this.#socketCount = (this.#socketCount ?? this.ctx.getWebSockets().length - 1) + 1;
+    // Over the limit, count again: a socket that ended without a close event
+    // (an error on a closing socket) would otherwise hold its place for good.
+    if (this.#socketCount > this.maxConnections) {
+      this.#socketCount = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.READY_STATE_OPEN).length;
+    }
     if (this.#socketCount > this.maxConnections) {
       const message = `this object takes at most ${this.maxConnections} connections`;
       this.sendError(socket, 0, ErrorCode.TOO_MANY_CONNECTIONS, message);
@@ -571,8 +576,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       limits: this.limits,
       ...this.helloExtras(state),
     };
-    const refused = this.sessions.refusals(args.session, args.pending) as HelloResult["refused"] & {};
-    if (refused.length > 0) result.refused = refused;
+    const { refused, forgottenUpTo } = this.sessions.refusals(args.session, args.pending);
+    if (refused.length > 0) result.refused = refused as HelloResult["refused"];
+    if (forgottenUpTo !== undefined) result.refusalsForgottenUpTo = forgottenUpTo;
     this.send(socket, [Msg.REPLY, id, result]);
     this.joined(socket, state);
   }

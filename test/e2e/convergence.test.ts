@@ -212,6 +212,17 @@ describe("change listeners that write", () => {
     expect(mirrored).toEqual(["copy of 1"]);
   });
 
+  test("a listener sees the whole of a remote update applied, whichever key it is told of first", async () => {
+    const space = uniqueSpace("listener");
+    const alice = await open.client(space, "alice");
+    const server = await open.server(space);
+    const seen: unknown[] = [];
+    alice.globals.on("change", ({ key }) => key === "a" && seen.push([alice.globals["a"], alice.globals["b"]]));
+    server.dict.update({ a: 1, b: 2 });
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([[1, 2]]);
+  });
+
   test("a listener that overwrites a key of the same update: the last report is the value", async () => {
     const space = uniqueSpace("listener");
     const alice = await open.client(space, "alice");

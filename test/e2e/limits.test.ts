@@ -210,6 +210,23 @@ describe("a refusal whose reply was lost", () => {
     await expect(alice.get({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError" });
   });
 
+  test("more refusals in flight than the object keeps: the oldest fail as OUTCOME_UNKNOWN, never as applied", async () => {
+    const space = uniqueSpace("refused");
+    const link = await faultyLink(worker.url);
+    links.push(link);
+    const alice = await client(space, "alice", link.url);
+    for (let i = 0; i < 5; i++) await alice.put(i);
+    const outcomes: Promise<string>[] = [];
+    await loseReplies(link, alice, () => {
+      for (let i = 0; i < Limits.MAX_REFUSALS_KEPT + 3; i++) outcomes.push(alice.put(i).then(() => "resolved", (e) => e.code));
+      alice["after"] = "applied";
+    });
+    const codes = await Promise.all(outcomes);
+    expect(codes.slice(0, 3)).toEqual(["OUTCOME_UNKNOWN", "OUTCOME_UNKNOWN", "OUTCOME_UNKNOWN"]);
+    expect(new Set(codes.slice(3))).toEqual(new Set(["QUEUE_FULL"]));
+    await alice.sync();
+  }, 30_000);
+
   test("a dict write past the key limit: sync() rejects with TOO_MANY_KEYS and the key leaves the replica", async () => {
     const space = uniqueSpace("refused");
     const link = await faultyLink(worker.url);

@@ -293,7 +293,7 @@ describe("Sessions", () => {
     await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
       const sql = state.storage.sql;
       const sessions = new Sessions(sql);
-      expect(sessions.refusals("a", 1)).toEqual([]); // no table yet: nothing read, nothing written
+      expect(sessions.refusals("a", 1)).toEqual({ refused: [] }); // no table yet: nothing read, nothing written
       sessions.record("a", 1);
       sessions.refuse("a", 2, ErrorCode.QUEUE_FULL, "full");
       sessions.record("a", 3);
@@ -303,19 +303,23 @@ describe("Sessions", () => {
       const stored = (session: string) =>
         sql.exec<{ seq: number }>("SELECT seq FROM session_refusals WHERE session = ? ORDER BY seq", session).toArray().map((r) => r.seq);
       // A reconnect with writes 2..4 in flight learns both refusals, keeps them (its HELLO reply may be lost too).
-      expect(sessions.refusals("a", 2)).toEqual([[2, ErrorCode.QUEUE_FULL, "full"], [4, ErrorCode.TOO_MANY_KEYS, "too many"]]);
+      expect(sessions.refusals("a", 2)).toEqual({ refused: [[2, ErrorCode.QUEUE_FULL, "full"], [4, ErrorCode.TOO_MANY_KEYS, "too many"]] });
       expect(stored("a")).toEqual([2, 4]);
       // The next one has only write 4 in flight: 2 is forgotten; with none in flight, all are.
-      expect(new Sessions(sql).refusals("a", 3)).toEqual([[4, ErrorCode.TOO_MANY_KEYS, "too many"]]);
+      expect(new Sessions(sql).refusals("a", 3)).toEqual({ refused: [[4, ErrorCode.TOO_MANY_KEYS, "too many"]] });
       expect(stored("a")).toEqual([4]);
-      expect(sessions.refusals("a", undefined)).toEqual([]);
+      expect(sessions.refusals("a", undefined)).toEqual({ refused: [] });
       expect(stored("a")).toEqual([]);
       expect(stored("b")).toEqual([2]); // another session's are its own
-      // At most MAX_REFUSALS per session, the newest.
+      // At most MAX_REFUSALS per session, the newest; a HELLO learns up to which write they were forgotten.
       for (let i = 1; i <= MAX_REFUSALS + 5; i++) sessions.refuse("c", i * 2, ErrorCode.QUEUE_FULL, "full");
       const kept = stored("c");
       expect(kept.length).toBe(MAX_REFUSALS);
       expect(kept[0]).toBe(12);
+      const told = sessions.refusals("c", 4);
+      expect([told.refused.length, told.refused[0][0], told.forgottenUpTo]).toEqual([MAX_REFUSALS, 12, 10]);
+      expect(sessions.refusals("c", 11).forgottenUpTo).toBeUndefined(); // nothing in flight is that old any more
+      expect(sql.exec("SELECT count(*) AS n FROM session_refusals_forgotten").one().n).toBe(0);
       // Stale ones go with the stale sessions.
       sql.exec("UPDATE session_refusals SET at = ? WHERE session = 'b'", Date.now() - 8 * 24 * 3600 * 1000);
       sql.exec("UPDATE sessions_meta SET n = ? WHERE name = 'pruned_at'", Date.now() - 3600 * 1000 - 1);
