@@ -5,6 +5,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
 import { Msg } from "../../client/protocol.js";
 import type { ClientsPage, SharedObject } from "../../worker/shared-object.js";
+import type { SpaceObject } from "../../worker/space.js";
 import { spaceTarget, type Stub } from "./objects.js";
 import { until } from "./channels.js";
 
@@ -68,4 +69,9 @@ test("a server's HELLO lists the online clients in order of first connection, no
   await until(async () => watcher.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 3, "both are online");
   const server = await target.server();
   expect((server.hello.result as { clients: unknown }).clients).toEqual([["zed", 1], ["amy", 2]]);
+  // Looked up a slice of ids at a time (one bound string is bounded), still in order.
+  await target.client("bob");
+  await runInDurableObject(target.stub, (object: SpaceObject) => void (object.onlineLookupSlice = 1));
+  const again = await target.server();
+  expect((again.hello.result as { clients: unknown }).clients).toEqual([["zed", 1], ["amy", 2], ["bob", 3]]);
 });
