@@ -106,6 +106,7 @@ export const CloseCode = {
   UNAUTHORIZED: 4001, // final
   FORBIDDEN: 4003, // final
   PROTOCOL_VERSION: 4005, // final
+  HELLO_FAILED: 4000, // the HELLO failed on the object's side (an internal error): reconnect
   HELLO_TIMEOUT: 4008, // the socket said no HELLO in time
   FRAME_TOO_LARGE: 4009,
   TOO_MANY_CONNECTIONS: 4029,

@@ -280,10 +280,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       const [code, message] = known ? [error.code, error.message] : [ErrorCode.INTERNAL, "internal error"];
       if (WRITES.has(op)) this.#refused(socket, id, code, message);
       this.sendError(socket, id, code, message);
-      if (known && error.closeCode) {
+      // A HELLO that failed on this side (not for its arguments, which the
+      // sender may correct on the same socket) is closed: a library that had
+      // been connected reconnects, backing off, rather than wait on it.
+      const closeCode = known ? error.closeCode : op === Op.HELLO && !socket.state ? CloseCode.HELLO_FAILED : undefined;
+      if (closeCode !== undefined) {
         // What this socket was sent in the batch so far (this error included) goes out before the close.
         this.#outbox.flush(socket);
-        socket.close(error.closeCode, error.code);
+        socket.close(closeCode, code);
       }
     }
   }

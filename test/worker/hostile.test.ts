@@ -5,7 +5,7 @@
 // sockets that never say HELLO cannot fill an object.
 import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
-import { ErrorCode, Limits, Msg, Op } from "../../client/protocol.js";
+import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION } from "../../client/protocol.js";
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
@@ -135,4 +135,29 @@ test("a write applied, then failing later in its handling (a delivery), is not r
   expect(b.hello.result!.lastSeq).toBe(id);
   expect(b.hello.result!.refused ?? []).toEqual([]);
   b.close();
+});
+
+test("a HELLO that fails on the object's side closes its socket, so that a library reconnects instead of waiting", async () => {
+  const space = unique("hostile");
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const target = object as unknown as { authorize: (...args: unknown[]) => Promise<void> };
+    const authorize = target.authorize.bind(object);
+    let once = true;
+    target.authorize = (...args: unknown[]) => {
+      if (!once) return authorize(...args);
+      once = false;
+      return Promise.reject(new Error("a fault while the token was checked"));
+    };
+  });
+  const wire = await Wire.open(spacePath(space, "client", "alice"));
+  const reply = await wire.hello();
+  expect(reply.reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.INTERNAL, expect.any(String)]);
+  expect((await wire.closed).code).toBe(4000);
+  const again = await Wire.ready(spacePath(space, "client", "alice")); // the next one works
+  again.close();
+  // A second HELLO on an accepted socket is refused, and the socket stays.
+  const twice = await Wire.ready(spacePath(space, "client", "bob"));
+  expect((await twice.request(Op.HELLO, { v: PROTOCOL_VERSION, session: "again" }))[0]).toBe(Msg.ERROR);
+  expect((await twice.request(Op.SIZE, "queue", "q"))[0]).toBe(Msg.REPLY);
+  twice.close();
 });
