@@ -45,6 +45,17 @@ interface Ahead {
   idle: ReturnType<typeof setTimeout>;
 }
 
+/** Gives an item nobody will take here back to the object (RELEASE), for the next receiver. */
+function handBack(connection: Connection, [seq]: WireItem): void {
+  connection.unhold(seq);
+  connection.request((id) => [Op.RELEASE, id, [seq]]).catch(() => {});
+}
+
+/** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */
+function inHand(ahead: Ahead): WireItem | undefined {
+  return ahead.item && ahead.socket === ahead.connection.socketNumber ? ahead.item : undefined;
+}
+
 class ChannelEnd {
   readonly #connection: () => Connection;
   readonly #kind: ChannelKind;
@@ -95,11 +106,11 @@ class ChannelEnd {
     this.#ahead = null;
     if (ahead) {
       clearTimeout(ahead.idle);
-      const inHand = ChannelEnd.#inHand(ahead);
-      if (inHand) {
+      const item = inHand(ahead);
+      if (item) {
         // Taken now, before anything else this turn (a close() right after
         // this call must not hand it back too).
-        const value = this.#accept(connection, inHand);
+        const value = this.#accept(connection, item);
         this.#receiveAhead(connection);
         return value;
       }
@@ -170,7 +181,7 @@ class ChannelEnd {
       reply.then(
         (item) => {
           if (settled) {
-            if (item !== null) ChannelEnd.#handBack(connection, item);
+            if (item !== null) handBack(connection, item);
             return;
           }
           finish();
@@ -237,18 +248,7 @@ class ChannelEnd {
   /** Withdraws a receive sent ahead: the object drops it, or hands back the item it brought. */
   #withdraw({ connection, id: getId, reply }: Ahead): void {
     connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
-    reply.then((item) => item !== null && ChannelEnd.#handBack(connection, item), () => {});
-  }
-
-  /** Gives an item nobody will take here back to the object (RELEASE), for the next receiver. */
-  static #handBack(connection: Connection, [seq]: WireItem): void {
-    connection.unhold(seq);
-    connection.request((id) => [Op.RELEASE, id, [seq]]).catch(() => {});
-  }
-
-  /** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */
-  static #inHand(ahead: Ahead): WireItem | undefined {
-    return ahead.item && ahead.socket === ahead.connection.socketNumber ? ahead.item : undefined;
+    reply.then((item) => item !== null && handBack(connection, item), () => {});
   }
 
   /** How many items wait to be received at this end (an item already in this handle included). */
@@ -256,7 +256,7 @@ class ChannelEnd {
     const kind = this.#kind;
     const name = this.name;
     const waiting = (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
-    return waiting + (this.#ahead && ChannelEnd.#inHand(this.#ahead) ? 1 : 0);
+    return waiting + (this.#ahead && inHand(this.#ahead) ? 1 : 0);
   }
 }
 

@@ -58,6 +58,13 @@ interface Inflight {
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
 
+/** Settles a request: its onReply first, then its promise. */
+function end(request: Inflight, value: unknown, error: SharevarsError | null): void {
+  request.onReply?.(value, error);
+  if (error) request.reject(error);
+  else request.resolve(value);
+}
+
 function randomSession(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -162,9 +169,7 @@ export class Connection {
 
   /** Resolves once every write now in flight has its outcome (or the handle closed). */
   async writesSettled(): Promise<void> {
-    const writes: Promise<unknown>[] = [];
-    for (const request of this.#inflight.values()) if (request.promise) writes.push(request.promise);
-    await Promise.allSettled(writes);
+    await Promise.allSettled([...this.#inflight.values()].map((request) => request.promise));
   }
 
   /** Sends the requests waiting to ride along now (someone waits for their replies). */
@@ -237,7 +242,7 @@ export class Connection {
     this.#settleReady.reject(error);
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
-    for (const request of inflight) Connection.#end(request, undefined, error);
+    for (const request of inflight) end(request, undefined, error);
     this.#setStatus("closed");
   }
 
@@ -261,12 +266,6 @@ export class Connection {
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
-      return;
-    }
-    // Refused as one connection too many when it opened: a first connect fails
-    // with the typed error (a reconnect keeps trying, backing off).
-    if (code === CloseCode.TOO_MANY_CONNECTIONS && !this.#everReady) {
-      this.#fail(errorFromWire(ErrorCode.TOO_MANY_CONNECTIONS, reason || "too many connections"));
       return;
     }
     this.#setStatus("connecting");
@@ -325,20 +324,17 @@ export class Connection {
     for (const [, request] of inflight) {
       if (request.kind === "ack") this.#socket.send(request.frame);
     }
-    // A write the object refused failed (the object remembers its refusals,
-    // whose replies may have been lost; see worker/sessions.ts); one at or
-    // below lastSeq was applied; the rest go again.
-    const refused = new Map((result.refused ?? []).map(([id, code, message]) => [id, errorFromWire(code, message)]));
-    const forgotten = result.refusalsForgottenUpTo ?? 0;
+    // A write the object refused failed already (it sends those ERRORs again
+    // before this reply; see worker/sessions.ts); one at or below lastSeq was
+    // applied, unless its refusal may have been forgotten; the rest go again.
+    const [first, last] = result.refusalsForgotten ?? [];
     for (const [id, request] of inflight) {
       if (request.kind === "ack") continue;
-      let error = request.kind === "write" ? refused.get(id) : undefined;
-      if (request.kind === "write" && !error && id <= forgotten && id <= result.lastSeq) {
-        error = errorFromWire(ErrorCode.OUTCOME_UNKNOWN, "the reply to this write was lost, and the object no longer tells whether it applied or refused it (too many refused writes of this handle in flight)");
-      }
-      if (error || (request.kind === "write" && id <= result.lastSeq)) {
+      if (request.kind === "write" && id <= result.lastSeq) {
         this.#inflight.delete(id);
-        Connection.#end(request, undefined, error ?? null);
+        end(request, undefined, id >= first! && id <= last!
+          ? errorFromWire(ErrorCode.OUTCOME_UNKNOWN, "reply lost, and whether it was applied no longer known")
+          : null);
       } else {
         this.#socket.send(request.frame);
       }
@@ -379,12 +375,7 @@ export class Connection {
     const request = this.#inflight.get(id);
     if (!request) return;
     this.#inflight.delete(id);
-    Connection.#end(request, value, error);
+    end(request, value, error);
   }
 
-  static #end(request: Inflight, value: unknown, error: SharevarsError | null): void {
-    request.onReply?.(value, error);
-    if (error) request.reject(error);
-    else request.resolve(value);
-  }
 }

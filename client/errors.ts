@@ -12,26 +12,17 @@ export class SharevarsError extends Error {
 
 /** A limit was exceeded (VALUE_TOO_LARGE, KEY_TOO_LARGE, TOO_MANY_KEYS, FRAME_TOO_LARGE, QUEUE_FULL, TOO_MANY_CONNECTIONS, TOO_MANY_WAITS). Nothing was stored. */
 export class LimitError extends SharevarsError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
-    this.name = "LimitError";
-  }
+  override name = "LimitError";
 }
 
 /** Credentials missing, wrong, expired, or not for this (UNAUTHORIZED, FORBIDDEN). */
 export class AuthError extends SharevarsError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
-    this.name = "AuthError";
-  }
+  override name = "AuthError";
 }
 
 /** The other side did not understand a frame (BAD_FRAME, UNKNOWN_OP, BAD_ARGUMENT, ...). */
 export class ProtocolError extends SharevarsError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
-    this.name = "ProtocolError";
-  }
+  override name = "ProtocolError";
 }
 
 /** A wait ran out (`{ timeout }`). The item it waited for, if any comes, stays for the next receiver. */

@@ -10,8 +10,10 @@
 //
 // Sync of one dict (the same for the global dict and each client's dict):
 //   client                                   object
-//   HELLO {since?}                  ->
+//   HELLO {since?, pending?}        ->
 //                                   <-   SNAPSHOT chunk* (full, or changes since `since`)
+//                                   <-   ERROR for each write of this session from `pending`
+//                                        on that the object refused (its ERROR may have been lost)
 //                                   <-   REPLY {version, full, lastSeq, ...}
 //   DICT_SET/DELETE/CLEAR/UPDATE    ->   applied in arrival order, each one a new version
 //                                   <-   REPLY {version} to the writer, CHANGE to every other socket
@@ -73,29 +75,24 @@ export const Msg = {
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
-/** Error codes: every failure a user can act on has one. */
-export const ErrorCode = {
-  BAD_FRAME: "BAD_FRAME", // not a CBOR frame of the protocol's shape
-  UNKNOWN_OP: "UNKNOWN_OP",
-  BAD_ARGUMENT: "BAD_ARGUMENT", // a known operation with arguments of the wrong type
-  BAD_VALUE: "BAD_VALUE", // a value that is not one well-formed encoded value
-  PROTOCOL_VERSION: "PROTOCOL_VERSION",
-  NOT_READY: "NOT_READY", // an operation before a successful HELLO, or a read before the snapshot
-  UNAUTHORIZED: "UNAUTHORIZED", // missing or wrong credentials
-  FORBIDDEN: "FORBIDDEN", // valid credentials, but not for this
-  KEY_TOO_LARGE: "KEY_TOO_LARGE",
-  VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
-  TOO_MANY_KEYS: "TOO_MANY_KEYS",
-  QUEUE_FULL: "QUEUE_FULL", // a queue or pipe holds its most items or bytes
-  TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
-  TOO_MANY_WAITS: "TOO_MANY_WAITS", // receives waiting at once on one connection, or over HTTP on one object
-  FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
-  TIMEOUT: "TIMEOUT",
-  CLOSED: "CLOSED",
-  INTERNAL: "INTERNAL",
-  /** A write whose reply was lost: the object applied or refused it, and no longer knows which (worker/sessions.ts). */
-  OUTCOME_UNKNOWN: "OUTCOME_UNKNOWN",
-} as const;
+// Error codes: every failure a user can act on has one.
+//   BAD_FRAME            not a CBOR frame of the protocol's shape
+//   BAD_ARGUMENT         a known operation with arguments of the wrong type
+//   BAD_VALUE            a value that is not one well-formed encoded value
+//   NOT_READY            an operation before a successful HELLO, or a read before the snapshot
+//   UNAUTHORIZED         missing or wrong credentials
+//   FORBIDDEN            valid credentials, but not for this
+//   QUEUE_FULL           a queue or pipe holds its most items or bytes
+//   TOO_MANY_WAITS       receives waiting at once on one connection, or over HTTP on one object
+//   OUTCOME_UNKNOWN      a write whose reply was lost: the object applied or refused it,
+//                        and no longer knows which (worker/sessions.ts)
+// (Listed once, as names and values alike: the browser bundle carries it.)
+const ERROR_CODES = [
+  "BAD_FRAME", "UNKNOWN_OP", "BAD_ARGUMENT", "BAD_VALUE", "PROTOCOL_VERSION", "NOT_READY", "UNAUTHORIZED", "FORBIDDEN",
+  "KEY_TOO_LARGE", "VALUE_TOO_LARGE", "TOO_MANY_KEYS", "QUEUE_FULL", "TOO_MANY_CONNECTIONS", "TOO_MANY_WAITS",
+  "FRAME_TOO_LARGE", "TIMEOUT", "CLOSED", "INTERNAL", "OUTCOME_UNKNOWN",
+] as const;
+export const ErrorCode = Object.fromEntries(ERROR_CODES.map((code) => [code, code])) as { readonly [C in (typeof ERROR_CODES)[number]]: C };
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
@@ -194,10 +191,8 @@ export interface HelloResult {
   limits: LimitsInForce;
   /** Space object, server role: connected clients as [id, order of first connection]. */
   clients?: [string, number][];
-  /** Writes of this session from `pending` on that the object refused, as [request id, error code, message]. */
-  refused?: [number, ErrorCode, string][];
-  /** Refusals of this session's writes up to this id may be forgotten (more than the object keeps; see worker/sessions.ts). */
-  refusalsForgottenUpTo?: number;
+  /** From and to which ids refusals of this session's writes may be forgotten (more than the object keeps; see worker/sessions.ts). */
+  refusalsForgotten?: [number, number];
 }
 
 /** One dict entry on the wire; a null value is a deletion. */

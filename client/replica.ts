@@ -62,10 +62,6 @@ export class Replica {
     return this.#version;
   }
 
-  get pendingCount(): number {
-    return this.#pending.length;
-  }
-
   /** A write made here: visible at once, pending until the object confirms it. */
   write(seq: number, write: LocalWrite): void {
     this.#pending.push({ seq, write });

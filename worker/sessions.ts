@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS session_refusals (
   session TEXT NOT NULL, seq INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (session, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS session_refusals_forgotten (session TEXT PRIMARY KEY, upto INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS session_refusals_forgotten (session TEXT PRIMARY KEY, first INTEGER NOT NULL, upto INTEGER NOT NULL, at INTEGER NOT NULL);
 `;
 
 /** Refused writes remembered per session (the newest). */
@@ -98,11 +98,12 @@ export class Sessions {
       "SELECT seq FROM session_refusals WHERE session = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", session, MAX_REFUSALS,
     ).toArray()[0]?.seq;
     if (newestForgotten !== undefined) {
+      const { first } = this.#sql.exec<{ first: number }>("SELECT min(seq) AS first FROM session_refusals WHERE session = ?", session).one();
       this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq <= ?", session, newestForgotten);
       this.#sql.exec(
-        `INSERT INTO session_refusals_forgotten (session, upto, at) VALUES (?, ?, ?)
-         ON CONFLICT (session) DO UPDATE SET upto = max(upto, excluded.upto), at = excluded.at`,
-        session, newestForgotten, now,
+        `INSERT INTO session_refusals_forgotten (session, first, upto, at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (session) DO UPDATE SET first = min(first, excluded.first), upto = max(upto, excluded.upto), at = excluded.at`,
+        session, first, newestForgotten, now,
       );
     }
     this.#anyRefusals = true;
@@ -110,17 +111,18 @@ export class Sessions {
 
   /**
    * The refusals of `session` from write `from` on (the handle's oldest write
-   * in flight; none: no write in flight), and the last write whose refusal
-   * may have been forgotten (see MAX_REFUSALS), if that is `from` or later.
-   * Those below `from` are forgotten now: the handle has the outcome of every
-   * write below it.
+   * in flight; none: no write in flight), and the first and last writes
+   * among which refusals were forgotten (see MAX_REFUSALS), if the last is
+   * `from` or later. Those below `from` are forgotten now: the handle has the
+   * outcome of every write below it.
    */
-  refusals(session: string, from: number | undefined): { refused: [number, string, string][]; forgottenUpTo?: number } {
+  refusals(session: string, from: number | undefined): { refused: [number, string, string][]; forgotten?: [number, number] } {
     if (this.#anyRefusals === false || !this.#schema.exists) return { refused: [] };
     const rows = this.#sql.exec<{ seq: number; code: string; message: string }>(
       "SELECT seq, code, message FROM session_refusals WHERE session = ? ORDER BY seq", session,
     ).toArray();
-    const upTo = this.#sql.exec<{ upto: number }>("SELECT upto FROM session_refusals_forgotten WHERE session = ?", session).toArray()[0]?.upto;
+    const mark = this.#sql.exec<{ first: number; upto: number }>("SELECT first, upto FROM session_refusals_forgotten WHERE session = ?", session).toArray()[0];
+    const upTo = mark?.upto;
     if (rows.length === 0 && upTo === undefined) {
       this.#anyRefusals ??= this.#sql.exec("SELECT 1 FROM session_refusals LIMIT 1").toArray().length > 0;
       return { refused: [] };
@@ -129,7 +131,7 @@ export class Sessions {
     if (rows.length > 0 && rows[0].seq < keep) this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq < ?", session, keep);
     if (upTo !== undefined && upTo < keep) this.#sql.exec("DELETE FROM session_refusals_forgotten WHERE session = ?", session);
     const refused = rows.filter((r) => r.seq >= keep).map((r): [number, string, string] => [r.seq, r.code, r.message]);
-    return upTo !== undefined && upTo >= keep ? { refused, forgottenUpTo: upTo } : { refused };
+    return mark && mark.upto >= keep ? { refused, forgotten: [mark.first, mark.upto] } : { refused };
   }
 
   /** The last applied write of `session` (0: none). */

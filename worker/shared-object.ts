@@ -29,8 +29,9 @@ export interface SocketState {
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
 }
 
-/** How long a socket may take to say HELLO before the object closes it. */
+/** How long a socket may take to say HELLO before the object closes it (one over the connection limit: the second). */
 const HELLO_TIMEOUT_MS = 10_000;
+const OVER_LIMIT_HELLO_MS = 1000;
 
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
@@ -394,30 +395,41 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /**
    * Every socket counts against the object's connections from its open, not
    * only once it said HELLO: sockets that never say it could otherwise fill
-   * the object. One over the limit is refused at once (an ERROR, then the
-   * close); one that says nothing within HELLO_TIMEOUT_MS is closed.
+   * the object. One over the limit has its HELLO refused (the error the
+   * library reports) and is closed after OVER_LIMIT_HELLO_MS if none comes;
+   * any other that says nothing within HELLO_TIMEOUT_MS is closed.
    */
   async onConnect(socket: Socket): Promise<void> {
     this.#socketCount = (this.#socketCount ?? this.ctx.getWebSockets().length - 1) + 1;
     // Over the limit, count again: a socket that ended without a close event
     // (an error on a closing socket) would otherwise hold its place for good.
     if (this.#socketCount > this.maxConnections) {
-      this.#socketCount = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.READY_STATE_OPEN).length;
+      this.#socketCount = 0;
+      for (const ws of this.ctx.getWebSockets()) {
+        if (ws.readyState === WebSocket.READY_STATE_OPEN) this.#socketCount++;
+        else this.#uncounted.add(ws); // its close event, if one comes, is not counted out again
+      }
     }
-    if (this.#socketCount > this.maxConnections) {
-      const message = `this object takes at most ${this.maxConnections} connections`;
-      this.sendError(socket, 0, ErrorCode.TOO_MANY_CONNECTIONS, message);
-      socket.close(CloseCode.TOO_MANY_CONNECTIONS, message);
-      return this.onClose(socket);
-    }
+    const over = this.#socketCount > this.maxConnections;
+    if (over) this.#overLimit.add(socket);
     // Cleared by the HELLO (a pending timer keeps the object from hibernating).
     this.#helloTimers.set(socket, setTimeout(() => {
       this.#helloTimers.delete(socket);
-      if (!socket.state && socket.readyState === WebSocket.READY_STATE_OPEN) socket.close(CloseCode.HELLO_TIMEOUT, "no HELLO in time");
-    }, HELLO_TIMEOUT_MS));
+      if (socket.state || socket.readyState !== WebSocket.READY_STATE_OPEN) return;
+      if (over) socket.close(CloseCode.TOO_MANY_CONNECTIONS, this.#tooMany);
+      else socket.close(CloseCode.HELLO_TIMEOUT, "no HELLO in time");
+    }, over ? OVER_LIMIT_HELLO_MS : HELLO_TIMEOUT_MS));
   }
 
   #helloTimers = new Map<WebSocket, ReturnType<typeof setTimeout>>();
+  /** Sockets that opened over the connection limit (their HELLO is refused). */
+  #overLimit = new WeakSet<WebSocket>();
+  /** Sockets a recount left out (closing then). */
+  #uncounted = new WeakSet<WebSocket>();
+
+  get #tooMany(): string {
+    return `this object takes at most ${this.maxConnections} connections`;
+  }
 
   #helloDone(socket: WebSocket): void {
     const timer = this.#helloTimers.get(socket);
@@ -429,7 +441,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   async onClose(socket: Socket): Promise<void> {
     if (this.#ended.has(socket)) return;
     this.#ended.add(socket);
-    if (this.#socketCount !== null) this.#socketCount--;
+    if (this.#socketCount !== null && !this.#uncounted.has(socket)) this.#socketCount--;
     this.#helloDone(socket);
     this.#helloedCache?.delete(socket.id);
     const state = socket.state;
@@ -558,15 +570,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
     let open = 0;
     for (const _ of this.sockets()) open++;
-    if (open >= this.maxConnections) {
-      throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, `this object takes at most ${this.maxConnections} connections`, CloseCode.TOO_MANY_CONNECTIONS);
+    if (open >= this.maxConnections || this.#overLimit.has(socket)) {
+      throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany, CloseCode.TOO_MANY_CONNECTIONS);
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
-    socket.setState(state);
-    this.#helloDone(socket);
-    // A socket that closed while its HELLO awaited (a token check) had its close handled already.
-    if (socket.readyState === WebSocket.READY_STATE_OPEN) this.#helloedCache?.set(socket.id, socket);
 
+    // Everything that reads storage comes before the socket takes its state:
+    // should any of it fail, the socket has not joined, and is closed (see #serve).
+    // Nothing awaits from here on, so no other event comes in between.
     const snapshot = this.dict.snapshot(args.since);
     let step = snapshot.next();
     while (!step.done) {
@@ -580,9 +591,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       limits: this.limits,
       ...this.helloExtras(state),
     };
-    const { refused, forgottenUpTo } = this.sessions.refusals(args.session, args.pending);
-    if (refused.length > 0) result.refused = refused as HelloResult["refused"];
-    if (forgottenUpTo !== undefined) result.refusalsForgottenUpTo = forgottenUpTo;
+    // Refusals whose ERROR may have been lost go again, ahead of the reply.
+    const { refused, forgotten } = this.sessions.refusals(args.session, args.pending);
+    for (const [seq, code, message] of refused) this.sendError(socket, seq, code as ErrorCode, message);
+    if (forgotten) result.refusalsForgotten = forgotten;
+
+    socket.setState(state);
+    this.#helloDone(socket);
+    this.#helloedCache?.set(socket.id, socket);
     this.send(socket, [Msg.REPLY, id, result]);
     this.joined(socket, state);
   }

@@ -45,10 +45,10 @@ export class SpaceObject extends SharedObject {
     this.send(socket, [Msg.REPLY, id, await issueClientToken(this.env, this.name, clientId as string, ttl)]);
   }
 
-  /** Online clients as [id, order of first connection], in that order. */
   /** Online client ids looked up per statement (see onlineClients; tests lower it). */
   onlineLookupSlice = 1000;
 
+  /** Online clients as [id, order of first connection], in that order. */
   onlineClients(): [string, number][] {
     const online = new Set<string>();
     for (const socket of this.sockets("client")) online.add(socket.state!.id!);

@@ -317,8 +317,8 @@ describe("Sessions", () => {
       expect(kept.length).toBe(MAX_REFUSALS);
       expect(kept[0]).toBe(12);
       const told = sessions.refusals("c", 4);
-      expect([told.refused.length, told.refused[0][0], told.forgottenUpTo]).toEqual([MAX_REFUSALS, 12, 10]);
-      expect(sessions.refusals("c", 11).forgottenUpTo).toBeUndefined(); // nothing in flight is that old any more
+      expect([told.refused.length, told.refused[0][0], told.forgotten]).toEqual([MAX_REFUSALS, 12, [2, 10]]);
+      expect(sessions.refusals("c", 11).forgotten).toBeUndefined(); // nothing in flight is that old any more
       expect(sql.exec("SELECT count(*) AS n FROM session_refusals_forgotten").one().n).toBe(0);
       // Stale ones go with the stale sessions.
       sql.exec("UPDATE session_refusals SET at = ? WHERE session = 'b'", Date.now() - 8 * 24 * 3600 * 1000);
