@@ -313,6 +313,7 @@ export class Connection {
   #onHello(result: HelloResult): void {
     if (result.limits) this.#limits = result.limits;
     this.#sockets++;
+    this.#socket.helloed();
     this.#inHand.clear(); // see socketNumber
     this.#options.onReady(result);
     this.#drainAcks(); // not ready yet: into #inflight, replayed first just below

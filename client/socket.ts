@@ -23,7 +23,7 @@ const GROW = 1.5;
 /** Reconnects spread over this much more, so that clients cut off at once do not come back at once. */
 const JITTER_MS = 300;
 const CONNECT_TIMEOUT_MS = 5_000;
-/** A connection that lasted this long resets the backoff. */
+/** A connection that lasted this long after its handshake (see `helloed`) resets the backoff. */
 const STABLE_MS = 1_000;
 
 export class ReconnectingSocket {
@@ -32,6 +32,7 @@ export class ReconnectingSocket {
   #ws: WebSocket | null = null;
   #failures = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
+  #stable: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   constructor(url: string, on: SocketHandlers) {
@@ -50,7 +51,6 @@ export class ReconnectingSocket {
     }
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
-    let stable: ReturnType<typeof setTimeout> | undefined;
     const timeout = setTimeout(() => drop(1006, "timeout"), CONNECT_TIMEOUT_MS);
     // This socket is done (closed, failed or timed out): report it, then retry.
     const drop = (code: number, reason: string) => {
@@ -62,13 +62,12 @@ export class ReconnectingSocket {
         // already closed
       }
       clearTimeout(timeout);
-      clearTimeout(stable);
+      clearTimeout(this.#stable);
       this.#on.close(code, reason);
       if (!this.#on.final(code)) this.#reconnect();
     };
     ws.onopen = () => {
       clearTimeout(timeout);
-      stable = setTimeout(() => (this.#failures = 0), STABLE_MS);
       this.#on.open();
     };
     ws.onmessage = (event) => this.#on.message(event.data);
@@ -87,6 +86,15 @@ export class ReconnectingSocket {
     this.#retry = setTimeout(() => this.#open(), delay);
   }
 
+  /**
+   * The socket's handshake (HELLO) succeeded: the backoff resets if it then
+   * lasts STABLE_MS. Not on open: an object that accepts sockets but fails
+   * their HELLO would otherwise see every client come back at full speed.
+   */
+  helloed(): void {
+    this.#stable = setTimeout(() => (this.#failures = 0), STABLE_MS);
+  }
+
   /** Sends now, or drops `data` when no socket is open. */
   send(data: Uint8Array<ArrayBuffer>): void {
     if (this.#ws?.readyState === 1) this.#ws.send(data);
@@ -96,6 +104,7 @@ export class ReconnectingSocket {
   close(code: number, reason: string): void {
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearTimeout(this.#stable);
     const ws = this.#ws;
     if (!ws) return;
     this.#detach(ws);
