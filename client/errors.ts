@@ -27,25 +27,25 @@ export class ProtocolError extends SharevarsError {
 
 /** A wait ran out (`{ timeout }`). The item it waited for, if any comes, stays for the next receiver. */
 export class TimeoutError extends SharevarsError {
+  override name = "TimeoutError";
   constructor(message = "timed out") {
     super(ErrorCode.TIMEOUT, message);
-    this.name = "TimeoutError";
   }
 }
 
 /** The handle was closed, or could not connect. */
 export class ClosedError extends SharevarsError {
+  override name = "ClosedError";
   constructor(message = "the connection is closed") {
     super(ErrorCode.CLOSED, message);
-    this.name = "ClosedError";
   }
 }
 
 /** A synchronous read before the snapshot arrived (`await peer.ready` first). */
 export class NotReadyError extends SharevarsError {
+  override name = "NotReadyError";
   constructor(message: string) {
     super(ErrorCode.NOT_READY, message);
-    this.name = "NotReadyError";
   }
 }
 

@@ -30,7 +30,7 @@ export function dictProxy<T extends object>(target: T, dict: () => SharedDict, r
     },
     set(t, name, value) {
       if (member(name)) {
-        throw new TypeError(`${String(name)} is a reserved name on this handle; use .dict.set(${JSON.stringify(String(name))}, value) for a key of that name`);
+        throw new TypeError(`${String(name)} is a reserved name here; use .dict.set(${JSON.stringify(String(name))}, value)`);
       }
       dict().set(name as string, value);
       return true;
@@ -39,7 +39,7 @@ export function dictProxy<T extends object>(target: T, dict: () => SharedDict, r
       return member(name) ? Reflect.has(t, name) : dict().has(name as string);
     },
     deleteProperty(t, name) {
-      if (member(name)) throw new TypeError(`${String(name)} is a reserved name on this handle; use .dict.delete(${JSON.stringify(String(name))})`);
+      if (member(name)) throw new TypeError(`${String(name)} is a reserved name here; use .dict.delete(${JSON.stringify(String(name))})`);
       dict().delete(name as string);
       return true;
     },

@@ -29,6 +29,9 @@ export interface SocketState {
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
 }
 
+/** See SharedObject.maxWaits. */
+const MAX_WAITS_PER_OBJECT = 100_000;
+
 /** How long a socket may take to say HELLO before the object closes it (one over the connection limit: the second). */
 const HELLO_TIMEOUT_MS = 10_000;
 const OVER_LIMIT_HELLO_MS = 1000;
@@ -126,6 +129,15 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Whether this object has pipes (client objects) or only queues (the space object). */
   protected abstract readonly hasPipes: boolean;
+
+  /**
+   * Most receives waiting at once on this object, over all its connections
+   * (each is in memory while it waits, and a put looks through them): the
+   * per-connection limit times the connections would allow millions.
+   */
+  get maxWaits(): number {
+    return MAX_WAITS_PER_OBJECT;
+  }
 
   /** Most sockets that may have said HELLO at once. */
   protected abstract get maxConnections(): number;
@@ -332,6 +344,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         if (!frame[4]) return this.send(socket, [Msg.REPLY, id, null]);
         if (this.fifo.waitsOf(socket.id) >= Limits.MAX_WAITS) {
           throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `a connection may have ${Limits.MAX_WAITS} receives waiting at once`);
+        }
+        if (this.fifo.waiting >= this.maxWaits) {
+          throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `this object has ${this.maxWaits} receives waiting at once; try again`);
         }
         this.fifo.wait(fifo, receiver, id);
         return this.#armHoldAlarm();

@@ -203,3 +203,26 @@ test("a recount while a socket is closing does not count its later close out twi
   const extra = await Wire.open(path);
   expect((await extra.hello()).reply[2]).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
 });
+
+test("receives waiting at once on one object are bounded over all its connections", async () => {
+  const space = unique("hostile");
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    Object.defineProperty(object, "maxWaits", { get: () => 3 });
+  });
+  const a = await Wire.ready(spacePath(space, "client", "a"));
+  const b = await Wire.ready(spacePath(space, "client", "b"));
+  const waiting = [a.id(), a.id(), b.id()];
+  a.send([Op.GET, waiting[0], "queue", "q1", true]);
+  a.send([Op.GET, waiting[1], "queue", "q2", true]);
+  b.send([Op.GET, waiting[2], "queue", "q3", true]);
+  expect(await b.request(Op.GET, "queue", "q4", true)).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.TOO_MANY_WAITS, expect.any(String)]);
+  // One served makes room again.
+  expect((await b.request(Op.PUT, "queue", "q1", encodeValue("x")))[0]).toBe(Msg.REPLY);
+  await a.waitFor((f) => f[0] === Msg.REPLY && f[1] === waiting[0], "a's first wait served");
+  const id = b.id();
+  b.send([Op.GET, id, "queue", "q4", true]);
+  expect((await b.request(Op.SIZE, "queue", "q4"))[0]).toBe(Msg.REPLY);
+  expect(b.frames.some((f) => f[0] === Msg.ERROR && f[1] === id)).toBe(false);
+  a.close();
+  b.close();
+});
