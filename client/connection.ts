@@ -92,6 +92,8 @@ export class Connection {
   /** Ids of ACK requests sent quiet (no reply), ascending, until a later request's reply shows them stored. */
   #quietAcks: number[] = [];
   #outbox: Uint8Array<ArrayBuffer>[] = [];
+  /** ERRORs that came before the HELLO reply (see #onMessage). */
+  #early: [number, SharevarsError][] = [];
   #closedWith: SharevarsError | null = null;
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
@@ -261,11 +263,17 @@ export class Connection {
 
   #onClose(code: number, reason: string): void {
     this.#isReady = false;
+    this.#early = []; // told again at the next HELLO
     this.#outbox = []; // every request in it (and in #riders) is in #inflight
     this.#riders = [];
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
+      return;
+    }
+    // One connection too many (before its HELLO was answered): a first connect fails with it.
+    if (code === CloseCode.TOO_MANY_CONNECTIONS && !this.#everReady) {
+      this.#fail(new LimitError(ErrorCode.TOO_MANY_CONNECTIONS, reason));
       return;
     }
     this.#setStatus("connecting");
@@ -296,6 +304,12 @@ export class Connection {
         return this.#settle(message[1], message[2], null);
       case Msg.ERROR: {
         const error = errorFromWire(message[2], message[3]);
+        // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
+        // once the snapshot is in, so that a reverted write shows the object's value.
+        if (message[1] !== this.#helloId && !this.#isReady) {
+          this.#early.push([message[1], error]);
+          return;
+        }
         if (message[1] === this.#helloId && !this.#isReady) {
           // Refused credentials end the handle; anything else only fails a first connect
           // (a reconnect keeps trying: the object closes the socket and the socket backs off).
@@ -316,6 +330,7 @@ export class Connection {
     this.#socket.helloed();
     this.#inHand.clear(); // see socketNumber
     this.#options.onReady(result);
+    for (const [id, error] of this.#early.splice(0)) this.#settle(id, undefined, error);
     this.#drainAcks(); // not ready yet: into #inflight, replayed first just below
     this.#isReady = true;
     this.#everReady = true;

@@ -34,7 +34,7 @@ const MAX_WAITS_PER_OBJECT = 100_000;
 
 /** How long a socket may take to say HELLO before the object closes it (one over the connection limit: the second). */
 const HELLO_TIMEOUT_MS = 10_000;
-const OVER_LIMIT_HELLO_MS = 1000;
+const OVER_LIMIT_HELLO_MS = 3000;
 
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
@@ -431,8 +431,10 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#helloTimers.set(socket, setTimeout(() => {
       this.#helloTimers.delete(socket);
       if (socket.state || socket.readyState !== WebSocket.READY_STATE_OPEN) return;
-      if (over) socket.close(CloseCode.TOO_MANY_CONNECTIONS, this.#tooMany);
-      else socket.close(CloseCode.HELLO_TIMEOUT, "no HELLO in time");
+      if (!over) return socket.close(CloseCode.HELLO_TIMEOUT, "no HELLO in time");
+      // (A library on a slow link learns why from the close code, if its HELLO is still on the way.)
+      this.sendError(socket, 0, ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany);
+      socket.close(CloseCode.TOO_MANY_CONNECTIONS, this.#tooMany);
     }, over ? OVER_LIMIT_HELLO_MS : HELLO_TIMEOUT_MS));
   }
 
@@ -614,8 +616,15 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     socket.setState(state);
     this.#helloDone(socket);
     this.#helloedCache?.set(socket.id, socket);
+    try {
+      this.joined(socket, state);
+    } catch (error) {
+      // Not joined after all: back to before its HELLO (and closed by #serve).
+      socket.setState(null as never);
+      this.#helloedCache?.delete(socket.id);
+      throw error;
+    }
     this.send(socket, [Msg.REPLY, id, result]);
-    this.joined(socket, state);
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {

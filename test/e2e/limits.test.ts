@@ -160,6 +160,19 @@ describe("limits through a raw socket (the worker enforces them whatever a clien
     expect(eve.dict.has("n0")).toBe(false);
   });
 
+  test("one connection too many on a slow link (600 ms each way): the first connect fails with TOO_MANY_CONNECTIONS", async () => {
+    const space = uniqueSpace("limits");
+    for (let i = 0; i < 3; i++) await client(space, "eve");
+    const link = await faultyLink(worker.url);
+    links.push(link);
+    link.latency(600);
+    const outcome = await Client.connect(link.url, { space, id: "eve", connectTimeout: 10_000 }).then(
+      (c) => (opened.push(c), "connected"),
+      (e) => `${e.name} ${e.code}`,
+    );
+    expect(outcome).toBe("LimitError TOO_MANY_CONNECTIONS");
+  }, 30_000);
+
   test("connections per client object", async () => {
     const space = uniqueSpace("limits-raw");
     for (let i = 0; i < 3; i++) await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);
@@ -243,6 +256,32 @@ describe("a refusal whose reply was lost", () => {
     expect(await applied).toBe("resolved");
     expect(await alice.queues["other"].get({ timeout: 1000 })).toBe("fits");
   }, 30_000);
+
+  test("a refusal told again at HELLO does not show listeners a value the object no longer has", async () => {
+    const space = uniqueSpace("refused");
+    const link = await faultyLink(worker.url);
+    links.push(link);
+    const alice = await client(space, "alice", link.url);
+    const s = await server(space);
+    for (let i = 0; i < 19; i++) s[`k${i}`] = `old${i}`;
+    await s.sync();
+    await until(() => alice.globals.dict.size === 19);
+    const seen: unknown[] = [];
+    alice.globals.dict.on("change", ({ key, value }) => key === "k1" && seen.push(value));
+    let synced!: Promise<string>;
+    await loseReplies(link, alice, () => {
+      s["k19"] = "old19"; // the 20th key: alice does not see it before her write
+      setTimeout(() => {
+        alice.globals.dict.update({ k1: "mine", extra: 1 }); // a 21st key: refused
+        synced = alice.globals.sync().then(() => "resolved", (e) => `rejected ${e.code}`);
+        setTimeout(() => void (s["k1"] = "server"), 100); // after it; its CHANGE to alice is lost too
+      }, 100);
+    });
+    expect(await synced).toBe("rejected TOO_MANY_KEYS");
+    await until(() => alice.globals["k1"] === "server");
+    // The object's k1 went old1 -> server; alice saw her own write, then the server's.
+    expect(seen).toEqual(["mine", "server"]);
+  });
 
   test("a dict write past the key limit: sync() rejects with TOO_MANY_KEYS and the key leaves the replica", async () => {
     const space = uniqueSpace("refused");

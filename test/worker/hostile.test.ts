@@ -226,3 +226,26 @@ test("receives waiting at once on one object are bounded over all its connection
   a.close();
   b.close();
 });
+
+test("a HELLO whose joining step fails on storage: the socket never joined, and is closed (4000)", async () => {
+  const space = unique("hostile");
+  const watcher = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const target = object as unknown as { joined: (...args: unknown[]) => unknown };
+    const joined = target.joined.bind(object);
+    let once = true;
+    target.joined = (...args: unknown[]) => {
+      if (!once) return joined(...args);
+      once = false;
+      throw new Error("a storage fault while the client registry was read");
+    };
+  });
+  const wire = await Wire.open(spacePath(space, "client", "alice"));
+  expect((await wire.hello()).reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.INTERNAL, expect.any(String)]);
+  expect((await wire.closed).code).toBe(4000);
+  expect(wire.frames.map((f) => f[0])).toEqual([Msg.ERROR]); // no REPLY before it
+  const alice = await Wire.ready(spacePath(space, "client", "alice")); // the next one joins
+  await watcher.waitFor((f) => f[0] === Msg.CLIENT_ONLINE && f[1] === "alice", "alice online");
+  alice.close();
+  watcher.close();
+});
