@@ -198,11 +198,16 @@ describe("a refusal whose reply was lost", () => {
     await until(() => handle.status === "open", { what: "reconnected" });
   }
 
-  test("put() on a full queue rejects with QUEUE_FULL, and a put after it resolves", async () => {
+  /** A new space, and alice in it through a link whose replies can be lost. */
+  async function aliceOnALink() {
     const space = uniqueSpace("refused");
     const link = await faultyLink(worker.url);
     links.push(link);
-    const alice = await client(space, "alice", link.url);
+    return { space, link, alice: await client(space, "alice", link.url) };
+  }
+
+  test("put() on a full queue rejects with QUEUE_FULL, and a put after it resolves", async () => {
+    const { space, link, alice } = await aliceOnALink();
     for (let i = 0; i < 5; i++) await alice.put(i);
     let refused!: Promise<string>;
     await loseReplies(link, alice, () => {
@@ -223,10 +228,7 @@ describe("a refusal whose reply was lost", () => {
   });
 
   test("more refusals in flight than the object keeps: the oldest fail as OUTCOME_UNKNOWN, never as applied", async () => {
-    const space = uniqueSpace("refused");
-    const link = await faultyLink(worker.url);
-    links.push(link);
-    const alice = await client(space, "alice", link.url);
+    const { space, link, alice } = await aliceOnALink();
     for (let i = 0; i < 5; i++) await alice.put(i);
     const outcomes: Promise<string>[] = [];
     await loseReplies(link, alice, () => {
@@ -240,10 +242,7 @@ describe("a refusal whose reply was lost", () => {
   }, 30_000);
 
   test("a write applied before the first refusal the object forgot still resolves", async () => {
-    const space = uniqueSpace("refused");
-    const link = await faultyLink(worker.url);
-    links.push(link);
-    const alice = await client(space, "alice", link.url);
+    const { space, link, alice } = await aliceOnALink();
     for (let i = 0; i < 5; i++) await alice.put(i);
     let applied!: Promise<string>;
     const refused: Promise<string>[] = [];
@@ -258,10 +257,7 @@ describe("a refusal whose reply was lost", () => {
   }, 30_000);
 
   test("a refusal told again at HELLO does not show listeners a value the object no longer has", async () => {
-    const space = uniqueSpace("refused");
-    const link = await faultyLink(worker.url);
-    links.push(link);
-    const alice = await client(space, "alice", link.url);
+    const { space, link, alice } = await aliceOnALink();
     const s = await server(space);
     for (let i = 0; i < 19; i++) s[`k${i}`] = `old${i}`;
     await s.sync();
@@ -284,10 +280,7 @@ describe("a refusal whose reply was lost", () => {
   });
 
   test("a dict write past the key limit: sync() rejects with TOO_MANY_KEYS and the key leaves the replica", async () => {
-    const space = uniqueSpace("refused");
-    const link = await faultyLink(worker.url);
-    links.push(link);
-    const alice = await client(space, "alice", link.url);
+    const { space, link, alice } = await aliceOnALink();
     const s = await server(space);
     for (let i = 0; i < 19; i++) s[`k${i}`] = i;
     await s.sync();

@@ -11,6 +11,18 @@ import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
 import { clientStub, spaceStub } from "./objects.js";
 
+/** Makes `target[method]` throw `error` the next time it is called (a fault), then work again. */
+function failOnce(target: object, method: string, error: Error): void {
+  const t = target as Record<string, (...args: unknown[]) => unknown>;
+  const real = t[method].bind(target);
+  let failed = false;
+  t[method] = (...args: unknown[]) => {
+    if (failed) return real(...args);
+    failed = true;
+    throw error;
+  };
+}
+
 const nest = (depth: number, leaf: unknown): unknown => {
   let v = leaf;
   for (let i = 0; i < depth; i++) v = [v];
@@ -113,13 +125,7 @@ test("a write applied, then failing later in its handling (a delivery), is not r
   const session = crypto.randomUUID();
   const a = await Wire.ready(spacePath(space, "client", "alice"), { session });
   await runInDurableObject(spaceStub(space), (object: SharedObject) => {
-    const serve = object.serveWaiters.bind(object);
-    let once = true;
-    object.serveWaiters = (fifo: string) => {
-      if (!once) return serve(fifo);
-      once = false;
-      throw new Error("a failure after the item was stored");
-    };
+    failOnce(object, "serveWaiters", new Error("a failure after the item was stored"));
   });
   const id = a.id();
   a.send([Op.PUT, id, "queue", "jobs", encodeValue("job")]);
@@ -135,14 +141,7 @@ test("a write applied, then failing later in its handling (a delivery), is not r
 test("a HELLO that fails on the object's side closes its socket, so that a library reconnects instead of waiting", async () => {
   const space = unique("hostile");
   await runInDurableObject(spaceStub(space), (object: SharedObject) => {
-    const target = object as unknown as { authorize: (...args: unknown[]) => Promise<void> };
-    const authorize = target.authorize.bind(object);
-    let once = true;
-    target.authorize = (...args: unknown[]) => {
-      if (!once) return authorize(...args);
-      once = false;
-      return Promise.reject(new Error("a fault while the token was checked"));
-    };
+    failOnce(object, "authorize", new Error("a fault while the token was checked"));
   });
   const wire = await Wire.open(spacePath(space, "client", "alice"));
   const reply = await wire.hello();
@@ -161,14 +160,7 @@ test("a HELLO that fails after reading storage closes its socket, which never jo
   const space = unique("hostile");
   const watcher = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
   await runInDurableObject(spaceStub(space), (object: SharedObject) => {
-    const sessions = object.sessions as unknown as { refusals: (...args: unknown[]) => unknown };
-    const refusals = sessions.refusals.bind(sessions);
-    let once = true;
-    sessions.refusals = (...args: unknown[]) => {
-      if (!once) return refusals(...args);
-      once = false;
-      throw new Error("a storage fault while the refusals were read");
-    };
+    failOnce(object.sessions, "refusals", new Error("a storage fault while the refusals were read"));
   });
   const wire = await Wire.open(spacePath(space, "client", "alice"));
   expect((await wire.hello()).reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.INTERNAL, expect.any(String)]);
@@ -231,14 +223,7 @@ test("a HELLO whose joining step fails on storage: the socket never joined, and 
   const space = unique("hostile");
   const watcher = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
   await runInDurableObject(spaceStub(space), (object: SharedObject) => {
-    const target = object as unknown as { joined: (...args: unknown[]) => unknown };
-    const joined = target.joined.bind(object);
-    let once = true;
-    target.joined = (...args: unknown[]) => {
-      if (!once) return joined(...args);
-      once = false;
-      throw new Error("a storage fault while the client registry was read");
-    };
+    failOnce(object, "joined", new Error("a storage fault while the client registry was read"));
   });
   const wire = await Wire.open(spacePath(space, "client", "alice"));
   expect((await wire.hello()).reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.INTERNAL, expect.any(String)]);
