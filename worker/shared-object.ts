@@ -32,7 +32,7 @@ export interface SocketState {
 /** See SharedObject.maxWaits. */
 const MAX_WAITS_PER_OBJECT = 100_000;
 
-/** How long a socket may take to say HELLO before the object closes it (one over the connection limit: the second). */
+/** How long a socket may take to say HELLO before the object closes it (one over the connection limit: OVER_LIMIT_HELLO_MS). */
 const HELLO_TIMEOUT_MS = 10_000;
 const OVER_LIMIT_HELLO_MS = 3000;
 
@@ -617,11 +617,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#helloDone(socket);
     this.#helloedCache?.set(socket.id, socket);
     try {
-      this.joined(socket, state);
+      this.joined(socket, state); // (what it tells others comes last, and cannot fail)
     } catch (error) {
-      // Not joined after all: back to before its HELLO (and closed by #serve).
+      // Not joined after all: back to before its HELLO, and closed (by #serve).
       socket.setState(null as never);
       this.#helloedCache?.delete(socket.id);
+      if (error instanceof ProtocolError && !error.closeCode) throw new ProtocolError(error.code, error.message, CloseCode.HELLO_FAILED);
       throw error;
     }
     this.send(socket, [Msg.REPLY, id, result]);

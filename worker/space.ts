@@ -96,8 +96,16 @@ export class SpaceObject extends SharedObject {
     return false;
   }
 
+  /** Tells every server socket; never throws (a HELLO that told some cannot be taken back). */
   #tellServers(message: [typeof Msg.CLIENT_ONLINE, string, number] | [typeof Msg.CLIENT_OFFLINE, string]): void {
-    for (const server of this.sockets("server")) this.send(server, message);
+    for (const server of this.sockets("server")) {
+      if (server.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      try {
+        this.send(server, message);
+      } catch (error) {
+        console.error("sharevars: a send to a server failed", error); // it is closing: its close follows
+      }
+    }
   }
 
   protected joined(socket: Socket, state: SocketState): void {

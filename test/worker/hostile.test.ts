@@ -10,6 +10,7 @@ import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
 import { clientStub, spaceStub } from "./objects.js";
+import { until } from "./channels.js";
 
 /** Makes `target[method]` throw `error` the next time it is called (a fault), then work again. */
 function failOnce(target: object, method: string, error: Error): void {
@@ -233,4 +234,22 @@ test("a HELLO whose joining step fails on storage: the socket never joined, and 
   await watcher.waitFor((f) => f[0] === Msg.CLIENT_ONLINE && f[1] === "alice", "alice online");
   alice.close();
   watcher.close();
+});
+
+test("a send to one server failing while a client joins: the client still joins, and the other servers are told", async () => {
+  const space = unique("hostile");
+  const s1 = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  const s2 = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const [first] = object.getConnections("server");
+    failOnce(first, "send", new Error("a send on a closing socket"));
+  });
+  const alice = await Wire.ready(spacePath(space, "client", "alice"));
+  const told = async () => [s1, s2].filter((s) => s.frames.some((f) => f[0] === Msg.CLIENT_ONLINE && f[1] === "alice")).length;
+  await until(async () => (await told()) === 1, "one server told");
+  alice.close();
+  // Whoever was told she is online is told she left.
+  await until(async () => [s1, s2].filter((s) => s.frames.some((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "alice")).length === 2, "both told she left");
+  s1.close();
+  s2.close();
 });
