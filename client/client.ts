@@ -156,7 +156,11 @@ export class Client {
     this.#pipes = pipesOf(() => this.#own);
     this.#queues = queuesOf(() => this.#own);
     this.#local.on("change", (change) => this.#events.emit("change", change));
-    const onStatus = () => this.#events.emit("status", this.status);
+    // Two connections make one status: reported when it changes, not when either does.
+    let reported: Status | undefined;
+    const onStatus = () => {
+      if (this.status !== reported) this.#events.emit("status", (reported = this.status));
+    };
     const common = { onStatus, connectTimeout: options.connectTimeout };
     const role: Role = "client";
     // The space socket first: the space object usually exists already and

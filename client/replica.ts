@@ -193,7 +193,8 @@ export class Replica {
    */
   #emit(changes: [string, Uint8Array | undefined][]): void {
     for (const [key, value] of changes) {
-      if (this.#view.get(key) === value) this.#sink(key, value);
+      // (Bytes, not identity: a listener's write of the same value reported nothing itself.)
+      if (sameBytes(this.#view.get(key), value)) this.#sink(key, value);
     }
   }
 }

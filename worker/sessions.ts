@@ -14,7 +14,8 @@
 // the handle cannot tell an applied write there from a refused one.
 //
 // Reading it (every HELLO) writes nothing (but, once, a table a later version
-// added; see schema.ts): the table is created by the first
+// added, and refusals the handle no longer needs; see schema.ts and
+// refusals()): the table is created by the first
 // write (see schema.ts), and stale sessions are forgotten by a write, at most
 // once per PRUNE_EVERY_MS, not by the HELLO that reads. The time of the last
 // prune is stored: it reads every session, and an object that sleeps between

@@ -587,6 +587,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
     let open = 0;
     for (const _ of this.sockets()) open++;
+    // One that opened over the limit may have found room since (others closed).
+    if (this.#overLimit.has(socket) && this.#socketCount !== null && this.#socketCount <= this.maxConnections) this.#overLimit.delete(socket);
     if (open >= this.maxConnections || this.#overLimit.has(socket)) {
       throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany, CloseCode.TOO_MANY_CONNECTIONS);
     }

@@ -223,6 +223,20 @@ describe("change listeners that write", () => {
     expect(seen).toEqual([[1, 2]]);
   });
 
+  test("a listener that sets a key of the same update to the value it brings: that change is still reported", async () => {
+    const space = uniqueSpace("listener");
+    const alice = await open.client(space, "alice");
+    const server = await open.server(space);
+    const seen: unknown[] = [];
+    alice.globals.on("change", ({ key, value }) => {
+      seen.push([key, value]);
+      if (key === "a") alice.globals["stamp"] = "same";
+    });
+    server.dict.update({ a: 1, stamp: "same" });
+    await until(() => seen.length === 2);
+    expect(seen).toEqual([["a", 1], ["stamp", "same"]]);
+  });
+
   test("a listener that overwrites a key of the same update: the last report is the value", async () => {
     const space = uniqueSpace("listener");
     const alice = await open.client(space, "alice");

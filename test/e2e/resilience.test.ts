@@ -36,8 +36,8 @@ describe("reconnect and resume", () => {
     await until(() => client.status === "open", { what: "open again" });
     await client.close();
     expect(client.status).toBe("closed");
-    expect(seen).toEqual(expect.arrayContaining(["connecting", "open", "closed"]));
-    expect(seen.indexOf("connecting")).toBeLessThan(seen.lastIndexOf("open"));
+    // Each change of the handle's status once (its two connections drop and come back one by one).
+    expect(seen).toEqual(["connecting", "open", "closed"]);
   });
 
   test("writes made while offline are kept and applied in order; sync() waits across the outage", async () => {

@@ -253,3 +253,21 @@ test("a send to one server failing while a client joins: the client still joins,
   s1.close();
   s2.close();
 });
+
+test("a socket that opened over the limit says HELLO after another left: it is let in", async () => {
+  const space = unique("hostile");
+  const path = clientPath(space, "eve", "client");
+  const stub = clientStub(space, "eve");
+  await runInDurableObject(stub, (object: SharedObject) => {
+    Object.defineProperty(object, "maxConnections", { get: () => 2 });
+  });
+  const a = await Wire.ready(path);
+  const b = await Wire.ready(path);
+  const late = await Wire.open(path); // the third: over the limit as it opens
+  a.close();
+  await a.closed;
+  await new Promise((r) => setTimeout(r, 100));
+  expect((await late.hello()).reply[0]).toBe(Msg.REPLY);
+  b.close();
+  late.close();
+});
