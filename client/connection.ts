@@ -15,7 +15,7 @@
 // the next request, or for a timer.
 import { ReconnectingSocket } from "./socket.js";
 import {
-  CloseCode, DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
+  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
   decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry,
 } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
@@ -79,7 +79,7 @@ export class Connection {
   #helloId = 0;
   #isReady = false;
   #everReady = false;
-  #limits: LimitsInForce = DEFAULT_LIMITS;
+  #limits: LimitsInForce = Limits; // the defaults (a superset of the tunable ones) until HELLO
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
   #acks: number[] = [];

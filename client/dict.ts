@@ -4,7 +4,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ClosedError, LimitError, NotReadyError, type SharevarsError } from "./errors.js";
-import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type LimitsInForce, type Message, type WireEntry } from "./protocol.js";
+import { ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type LimitsInForce, type Message, type WireEntry } from "./protocol.js";
 import { Replica, type LocalWrite } from "./replica.js";
 import type { Connection } from "./connection.js";
 
@@ -76,7 +76,7 @@ export class SharedDict implements Iterable<[string, any]> {
   }
 
   #limits(): LimitsInForce {
-    return this.#connection?.limits ?? DEFAULT_LIMITS;
+    return this.#connection?.limits ?? Limits;
   }
 
   // --- reads (synchronous, from the replica) ---

@@ -157,7 +157,8 @@ export const TUNABLE_LIMITS = [
 export type TunableLimit = (typeof TUNABLE_LIMITS)[number];
 export type LimitsInForce = Record<TunableLimit, number>;
 
-export const DEFAULT_LIMITS: LimitsInForce = Object.fromEntries(TUNABLE_LIMITS.map((name) => [name, Limits[name]])) as LimitsInForce;
+// (Pure: a browser bundle that does not use it leaves it out.)
+export const DEFAULT_LIMITS: LimitsInForce = /* @__PURE__ */ (() => Object.fromEntries(TUNABLE_LIMITS.map((name) => [name, Limits[name]])) as LimitsInForce)();
 
 export type Role = "client" | "server";
 
