@@ -174,13 +174,18 @@ test("a HELLO that fails after reading storage closes its socket, which never jo
   watcher.close();
 });
 
-test("a recount while a socket is closing does not count its later close out twice", async () => {
+/** Eve's client object in a new space, taking `connections` sockets at most. */
+async function eveWithRoomFor(connections: number) {
   const space = unique("hostile");
-  const path = clientPath(space, "eve", "client");
   const stub = clientStub(space, "eve");
   await runInDurableObject(stub, (object: SharedObject) => {
-    Object.defineProperty(object, "maxConnections", { get: () => 2 });
+    Object.defineProperty(object, "maxConnections", { get: () => connections });
   });
+  return { path: clientPath(space, "eve", "client"), stub };
+}
+
+test("a recount while a socket is closing does not count its later close out twice", async () => {
+  const { path, stub } = await eveWithRoomFor(2);
   const a = await Wire.open(path);
   const b = await Wire.open(path);
   await runInDurableObject(stub, async (object: SharedObject, state) => {
@@ -255,12 +260,7 @@ test("a send to one server failing while a client joins: the client still joins,
 });
 
 test("a socket that opened over the limit says HELLO after another left: it is let in", async () => {
-  const space = unique("hostile");
-  const path = clientPath(space, "eve", "client");
-  const stub = clientStub(space, "eve");
-  await runInDurableObject(stub, (object: SharedObject) => {
-    Object.defineProperty(object, "maxConnections", { get: () => 2 });
-  });
+  const { path, stub } = await eveWithRoomFor(2);
   const a = await Wire.ready(path);
   const b = await Wire.ready(path);
   const late = await Wire.open(path); // the third: over the limit as it opens
