@@ -72,7 +72,7 @@ export class Replica {
       return;
     }
     if (write.kind === "delete") {
-      if (this.#view.delete(write.key)) this.#sink(write.key, undefined);
+      if (this.#view.delete(write.key)) this.#report(write.key, undefined);
       return;
     }
     const changes: [string, Uint8Array][] = [];
@@ -192,9 +192,26 @@ export class Replica {
    * and the last report of a key is its visible value.
    */
   #emit(changes: [string, Uint8Array | undefined][]): void {
-    for (const [key, value] of changes) {
-      // (Bytes, not identity: a listener's write of the same value reported nothing itself.)
-      if (sameBytes(this.#view.get(key), value)) this.#sink(key, value);
+    const start = this.#reports;
+    this.#emitting++;
+    try {
+      for (const [key, value] of changes) {
+        // Reported since this emit began (a listener wrote it): that report is the later one.
+        if ((this.#reportedAt.get(key) ?? -1) > start) continue;
+        if (sameBytes(this.#view.get(key), value)) this.#report(key, value);
+      }
+    } finally {
+      if (--this.#emitting === 0) this.#reportedAt.clear();
     }
+  }
+
+  // While an emit runs: each key's last report, numbered (see #emit).
+  #reports = 0;
+  #emitting = 0;
+  #reportedAt = new Map<string, number>();
+
+  #report(key: string, value: Uint8Array | undefined): void {
+    if (this.#emitting > 0) this.#reportedAt.set(key, ++this.#reports);
+    this.#sink(key, value);
   }
 }

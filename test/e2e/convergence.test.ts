@@ -237,6 +237,44 @@ describe("change listeners that write", () => {
     expect(seen).toEqual([["a", 1], ["stamp", "same"]]);
   });
 
+  test("a listener that writes a key of the same update away and back: each value reported once", async () => {
+    const space = uniqueSpace("listener");
+    const alice = await open.client(space, "alice");
+    const server = await open.server(space);
+    const local: [string, unknown][] = [];
+    alice.on("change", ({ key, value }) => {
+      local.push([key, value]);
+      if (key === "a" && value === 1) {
+        alice["b"] = "Y";
+        alice["b"] = 2;
+      }
+    });
+    alice.dict.update({ a: 1, b: 2 });
+    expect(local).toEqual([["a", 1], ["b", "Y"], ["b", 2]]);
+    // A remote update, two listeners: one writes b away, the next back.
+    const remote: [string, unknown][] = [];
+    alice.globals.on("change", ({ key, value }) => {
+      remote.push([key, value]);
+      if (key === "a" && value === 1) alice.globals["b"] = "Y";
+    });
+    alice.globals.on("change", ({ key, value }) => key === "a" && value === 1 && (alice.globals["b"] = 2));
+    server.dict.update({ a: 1, b: 2 });
+    await until(() => remote.length >= 1);
+    await alice.globals.sync();
+    expect(remote).toEqual([["a", 1], ["b", "Y"], ["b", 2]]);
+    // A clear: a listener sets b and deletes it again.
+    const cleared: [string, unknown][] = [];
+    alice.on("change", ({ key, deleted }) => {
+      cleared.push([key, deleted ? "deleted" : alice[key]]);
+      if (key === "a" && deleted) {
+        alice["b"] = "Y";
+        delete alice["b"];
+      }
+    });
+    alice.dict.clear();
+    expect(cleared).toEqual([["a", "deleted"], ["b", "Y"], ["b", "deleted"]]);
+  });
+
   test("a listener that overwrites a key of the same update: the last report is the value", async () => {
     const space = uniqueSpace("listener");
     const alice = await open.client(space, "alice");
