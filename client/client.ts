@@ -155,7 +155,6 @@ export class Client {
     this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global, GLOBALS_RESERVED);
     this.#pipes = pipesOf(() => this.#own);
     this.#queues = queuesOf(() => this.#own);
-    this.#local.on("change", (change) => this.#events.emit("change", change));
     // Two connections make one status: reported when it changes, not when either does.
     let reported: Status | undefined;
     const onStatus = () => {
@@ -225,11 +224,12 @@ export class Client {
 
   /** "change": every change applied to the local dict; "status": the connection state. */
   on<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): () => void {
-    return this.#events.on(event, listener);
+    // "change" is the local dict's own (one order for these and .dict's listeners).
+    return (event === "change" ? this.#local : this.#events).on(event as "change", listener as never);
   }
 
   off<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): void {
-    this.#events.off(event, listener);
+    (event === "change" ? this.#local : this.#events).off(event as "change", listener as never);
   }
 
   /** Resolves when every write so far (local and global dicts) is durable on the edge. */

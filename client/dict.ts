@@ -32,12 +32,10 @@ export class SharedDict implements Iterable<[string, any]> {
   /** `label` names the dict in errors ("alice's dict", "the global dict"). */
   constructor(label: string) {
     this.#label = label;
-    this.#replica = new Replica((key, bytes) => {
-      if (!this.#events.has("change")) return;
-      this.#events.emit("change", bytes === undefined
-        ? { key, value: undefined, deleted: true }
-        : { key, value: decodeValue(bytes), deleted: false });
-    });
+    // Each listener gets a value of its own (values read are copies).
+    this.#replica = new Replica((key, bytes) => this.#events.emitEach("change", () => [bytes === undefined
+      ? { key, value: undefined, deleted: true }
+      : { key, value: decodeValue(bytes), deleted: false }]));
   }
 
   // --- wiring to the object's connection (used by the handles, not by users) ---

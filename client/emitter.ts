@@ -18,11 +18,16 @@ export class Emitter<Events extends Record<string, unknown[]>> {
   }
 
   emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
+    this.emitEach(event, () => args);
+  }
+
+  /** Like emit, with the arguments made for each listener (a fresh copy each). */
+  emitEach<E extends keyof Events>(event: E, make: () => Events[E]): void {
     const set = this.#listeners.get(event);
     if (!set) return;
     for (const listener of [...set]) {
       try {
-        listener(...args);
+        listener(...make());
       } catch (error) {
         // A throwing listener must not break the library's state machine.
         queueMicrotask(() => {

@@ -76,7 +76,8 @@ export class Replica {
       return;
     }
     const changes: [string, Uint8Array][] = [];
-    for (const [key, value] of write.entries) {
+    // A key named twice: its last value, compared with the value before the write.
+    for (const [key, value] of new Map(write.entries)) {
       if (!sameBytes(this.#view.get(key), value)) changes.push([key, value]);
       this.#view.set(key, value);
     }
@@ -186,32 +187,27 @@ export class Replica {
   }
 
   /**
-   * Reports changes made to the view all at once. A listener may write to
-   * the dict meanwhile (and report that write itself): a change it overtook
-   * is no longer the view's and is skipped, so each write is reported once,
-   * and the last report of a key is its visible value.
+   * Reports changes in the order they were made to the view. A listener may
+   * write meanwhile: its changes are queued behind the ones being delivered,
+   * so every listener sees every change once, in order, and the last report
+   * of a key is its visible value.
    */
   #emit(changes: [string, Uint8Array | undefined][]): void {
-    const start = this.#reports;
-    this.#emitting++;
+    for (const change of changes) this.#queue.push(change);
+    if (this.#delivering) return;
+    this.#delivering = true;
     try {
-      for (const [key, value] of changes) {
-        // Reported since this emit began (a listener wrote it): that report is the later one.
-        if ((this.#reportedAt.get(key) ?? -1) > start) continue;
-        if (sameBytes(this.#view.get(key), value)) this.#report(key, value);
-      }
+      for (let i = 0; i < this.#queue.length; i++) this.#sink(...this.#queue[i]);
     } finally {
-      if (--this.#emitting === 0) this.#reportedAt.clear();
+      this.#queue = [];
+      this.#delivering = false;
     }
   }
 
-  // While an emit runs: each key's last report, numbered (see #emit).
-  #reports = 0;
-  #emitting = 0;
-  #reportedAt = new Map<string, number>();
+  #queue: [string, Uint8Array | undefined][] = [];
+  #delivering = false;
 
   #report(key: string, value: Uint8Array | undefined): void {
-    if (this.#emitting > 0) this.#reportedAt.set(key, ++this.#reports);
-    this.#sink(key, value);
+    this.#emit([[key, value]]);
   }
 }

@@ -234,7 +234,6 @@ export class Server {
     this.#token = options.token;
     this.#connectTimeout = options.connectTimeout;
     this.#global = new SharedDict("the global dict");
-    this.#global.on("change", (change) => this.#events.emit("change", change));
     this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
     this.#queues = queuesOf(() => this.#connection);
     this.#connection = dictConnection(this.#global, spaceUrl(url, options.space, { role: "server" }), options.token, {
@@ -332,11 +331,12 @@ export class Server {
 
   /** "connect" (a client peer), "disconnect" (a client id), "change" (global dict), "status". */
   on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): () => void {
-    return this.#events.on(event, listener);
+    // "change" is the global dict's own (one order for these and .dict's listeners).
+    return (event === "change" ? this.#global : this.#events).on(event as "change", listener as never);
   }
 
   off<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): void {
-    this.#events.off(event, listener);
+    (event === "change" ? this.#global : this.#events).off(event as "change", listener as never);
   }
 
   /** Resolves when every write so far (global dict and every peer's dict) is durable. */

@@ -237,7 +237,7 @@ describe("change listeners that write", () => {
     expect(seen).toEqual([["a", 1], ["stamp", "same"]]);
   });
 
-  test("a listener that writes a key of the same update away and back: each value reported once", async () => {
+  test("a listener that writes a key of the same update away and back: every change, in order", async () => {
     const space = uniqueSpace("listener");
     const alice = await open.client(space, "alice");
     const server = await open.server(space);
@@ -250,7 +250,7 @@ describe("change listeners that write", () => {
       }
     });
     alice.dict.update({ a: 1, b: 2 });
-    expect(local).toEqual([["a", 1], ["b", "Y"], ["b", 2]]);
+    expect(local).toEqual([["a", 1], ["b", 2], ["b", "Y"], ["b", 2]]);
     // A remote update, two listeners: one writes b away, the next back.
     const remote: [string, unknown][] = [];
     alice.globals.on("change", ({ key, value }) => {
@@ -261,18 +261,76 @@ describe("change listeners that write", () => {
     server.dict.update({ a: 1, b: 2 });
     await until(() => remote.length >= 1);
     await alice.globals.sync();
-    expect(remote).toEqual([["a", 1], ["b", "Y"], ["b", 2]]);
+    expect(remote).toEqual([["a", 1], ["b", 2], ["b", "Y"], ["b", 2]]);
     // A clear: a listener sets b and deletes it again.
     const cleared: [string, unknown][] = [];
-    alice.on("change", ({ key, deleted }) => {
-      cleared.push([key, deleted ? "deleted" : alice[key]]);
+    alice.on("change", ({ key, value, deleted }) => {
+      cleared.push([key, deleted ? "deleted" : value]);
       if (key === "a" && deleted) {
         alice["b"] = "Y";
         delete alice["b"];
       }
     });
     alice.dict.clear();
-    expect(cleared).toEqual([["a", "deleted"], ["b", "Y"], ["b", "deleted"]]);
+    expect(cleared).toEqual([["a", "deleted"], ["b", "deleted"], ["b", "Y"], ["b", "deleted"]]);
+  });
+
+  test("two listeners, the first writes the key again: the second sees every value in order", async () => {
+    const alice = await open.client(uniqueSpace("listener"), "alice");
+    alice.dict.on("change", ({ key, value }) => key === "k" && (value as number) < 3 && (alice["k"] = (value as number) + 1));
+    const seen: unknown[] = [];
+    alice.dict.on("change", ({ key, value }) => key === "k" && seen.push(value));
+    alice["k"] = 1;
+    expect(alice["k"]).toBe(3);
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  test("two listeners, the first rewrites a key of a reconnect's snapshot: the second's last report is the value", async () => {
+    const space = uniqueSpace("listener");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const alice = await open.client(space, "alice", {}, link.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    alice.dict.on("change", ({ key, value }) => key === "b" && value === "theirs" && (alice["b"] = "mine"));
+    const seen: [string, unknown][] = [];
+    alice.dict.on("change", ({ key, value }) => seen.push([key, value]));
+    link.down();
+    await until(() => alice.status === "connecting");
+    peer.dict.update({ a: 1, b: "theirs" });
+    await peer.sync();
+    link.up();
+    await until(() => alice["a"] === 1, { what: "resync" });
+    await alice.sync();
+    expect(alice["b"]).toBe("mine");
+    expect(seen.filter(([k]) => k === "b")).toEqual([["b", "theirs"], ["b", "mine"]]);
+  });
+
+  test("an update naming a key twice that ends on its value reports no change", async () => {
+    const alice = await open.client(uniqueSpace("listener"), "alice");
+    alice["k"] = 0;
+    const seen: unknown[] = [];
+    alice.on("change", (change) => seen.push(change));
+    alice.dict.update([["k", 1], ["k", 0]]);
+    expect(alice["k"]).toBe(0);
+    expect(seen).toEqual([]);
+  });
+
+  test("each listener gets a value of its own", async () => {
+    const space = uniqueSpace("listener");
+    const alice = await open.client(space, "alice");
+    const server = await open.server(space);
+    alice.on("change", ({ value }) => (value as number[]).push(99));
+    const seen: unknown[] = [];
+    alice.dict.on("change", ({ value }) => seen.push(structuredClone(value)));
+    server.on("change", ({ value }) => (value as number[]).push(98));
+    const serverSeen: unknown[] = [];
+    server.dict.on("change", ({ value }) => serverSeen.push(structuredClone(value)));
+    alice["list"] = [1];
+    server["list"] = [2];
+    await until(() => serverSeen.length === 1);
+    expect([seen, serverSeen]).toEqual([[[1]], [[2]]]);
   });
 
   test("a listener that overwrites a key of the same update: the last report is the value", async () => {
