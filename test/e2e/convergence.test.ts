@@ -187,15 +187,20 @@ describe("a write's reply and a later change handled together", () => {
   });
 });
 
+/** Alice through a link that can go down, and the server's peer of her, ready. */
+async function aliceOnALinkWithPeer() {
+  const space = uniqueSpace("listener");
+  const link = await faultyLink(workerUrl());
+  links.push(link);
+  const alice = await open.client(space, "alice", {}, link.url);
+  const peer = (await open.server(space)).clients.get("alice");
+  await peer.ready;
+  return { link, alice, peer };
+}
+
 describe("change listeners that write", () => {
   test("a key a listener derives during a resync is reported once", async () => {
-    const space = uniqueSpace("listener");
-    const link = await faultyLink(workerUrl());
-    links.push(link);
-    const alice = await open.client(space, "alice", {}, link.url);
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.ready;
+    const { link, alice, peer } = await aliceOnALinkWithPeer();
     const mirrored: unknown[] = [];
     alice.on("change", ({ key, value }) => {
       if (key === "a") alice["mirror"] = `copy of ${value}`;
@@ -286,13 +291,7 @@ describe("change listeners that write", () => {
   });
 
   test("two listeners, the first rewrites a key of a reconnect's snapshot: the second's last report is the value", async () => {
-    const space = uniqueSpace("listener");
-    const link = await faultyLink(workerUrl());
-    links.push(link);
-    const alice = await open.client(space, "alice", {}, link.url);
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.ready;
+    const { link, alice, peer } = await aliceOnALinkWithPeer();
     alice.dict.on("change", ({ key, value }) => key === "b" && value === "theirs" && (alice["b"] = "mine"));
     const seen: [string, unknown][] = [];
     alice.dict.on("change", ({ key, value }) => seen.push([key, value]));
