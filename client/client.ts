@@ -4,7 +4,7 @@
 import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
-import { combinedStatus, dictConnection, flush } from "./wiring.js";
+import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 import { Emitter } from "./emitter.js";
 import { checkName, type Role } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
@@ -242,9 +242,7 @@ export class Client {
    * writes, and items sent or put) to be durable, then closes.
    */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
-    await flush(Promise.all([this.sync(), this.#own.writesSettled(), this.#spaceConnection.writesSettled()]), flushTimeout);
-    this.#own.close();
-    this.#spaceConnection.close();
+    await closeAfterWrites([this.#own, this.#spaceConnection], this.sync(), flushTimeout);
   }
 
   toJSON(): Record<string, any> {

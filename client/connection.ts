@@ -393,5 +393,4 @@ export class Connection {
     this.#inflight.delete(id);
     end(request, value, error);
   }
-
 }

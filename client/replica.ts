@@ -72,7 +72,7 @@ export class Replica {
       return;
     }
     if (write.kind === "delete") {
-      if (this.#view.delete(write.key)) this.#report(write.key, undefined);
+      if (this.#view.delete(write.key)) this.#emit([[write.key, undefined]]);
       return;
     }
     const changes: [string, Uint8Array][] = [];
@@ -206,8 +206,4 @@ export class Replica {
 
   #queue: [string, Uint8Array | undefined][] = [];
   #delivering = false;
-
-  #report(key: string, value: Uint8Array | undefined): void {
-    this.#emit([[key, value]]);
-  }
 }

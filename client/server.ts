@@ -10,7 +10,7 @@ import { AuthError } from "./errors.js";
 import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
 import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
-import { combinedStatus, dictConnection, flush } from "./wiring.js";
+import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 
 export interface ServerOptions {
   space: string;
@@ -349,10 +349,7 @@ export class Server {
    * writes, and items sent or put) to be durable, then closes every connection.
    */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
-    const writes = [this.#connection, ...this.#peerConnections].map((connection) => connection.writesSettled());
-    await flush(Promise.all([this.sync(), ...writes]), flushTimeout);
-    this.#connection.close();
-    for (const connection of this.#peerConnections) connection.close();
+    await closeAfterWrites([this.#connection, ...this.#peerConnections], this.sync(), flushTimeout);
   }
 
   toJSON(): Record<string, any> {

@@ -37,8 +37,17 @@ export function combinedStatus(connections: Connection[]): Status {
   return connections.every((c) => c.status === "open") ? "open" : "connecting";
 }
 
+/**
+ * Closes a handle's connections once its dict writes (`sync`) and every write
+ * in flight on them (items sent or put) have their outcome, or after `ms`.
+ */
+export async function closeAfterWrites(connections: Connection[], sync: Promise<unknown>, ms: number): Promise<void> {
+  await flush(Promise.all([sync, ...connections.map((connection) => connection.writesSettled())]), ms);
+  for (const connection of connections) connection.close();
+}
+
 /** Waits for `work` at most `ms` milliseconds, ignoring its outcome (used before closing). */
-export async function flush(work: Promise<unknown>, ms: number): Promise<void> {
+async function flush(work: Promise<unknown>, ms: number): Promise<void> {
   const done = work.catch(() => {}); // its failure is reported elsewhere (sync()), never unhandled
   if (ms <= 0) return;
   let timer: ReturnType<typeof setTimeout> | undefined;

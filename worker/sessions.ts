@@ -123,14 +123,13 @@ export class Sessions {
       "SELECT seq, code, message FROM session_refusals WHERE session = ? ORDER BY seq", session,
     ).toArray();
     const mark = this.#sql.exec<{ first: number; upto: number }>("SELECT first, upto FROM session_refusals_forgotten WHERE session = ?", session).toArray()[0];
-    const upTo = mark?.upto;
-    if (rows.length === 0 && upTo === undefined) {
+    if (rows.length === 0 && !mark) {
       this.#anyRefusals ??= this.#sql.exec("SELECT 1 FROM session_refusals LIMIT 1").toArray().length > 0;
       return { refused: [] };
     }
     const keep = from ?? Number.MAX_SAFE_INTEGER;
     if (rows.length > 0 && rows[0].seq < keep) this.#sql.exec("DELETE FROM session_refusals WHERE session = ? AND seq < ?", session, keep);
-    if (upTo !== undefined && upTo < keep) this.#sql.exec("DELETE FROM session_refusals_forgotten WHERE session = ?", session);
+    if (mark && mark.upto < keep) this.#sql.exec("DELETE FROM session_refusals_forgotten WHERE session = ?", session);
     const refused = rows.filter((r) => r.seq >= keep).map((r): [number, string, string] => [r.seq, r.code, r.message]);
     return mark && mark.upto >= keep ? { refused, forgotten: [mark.first, mark.upto] } : { refused };
   }

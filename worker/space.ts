@@ -6,7 +6,6 @@ import { ProtocolError } from "./errors.js";
 import { Schema } from "./schema.js";
 import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
 
-
 // The index by order serves a new client's number (max) and GET /clients
 // pages; objects of earlier versions get it on their next start.
 const SCHEMA = `
