@@ -1,13 +1,14 @@
 // The client handle: `client["k"]` is this client's local dict (shared with
 // the server only), `client.globals["k"]` the space's global dict. It holds
 // one connection to its own client object and one to the space object.
-import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
+import { pipesOf, type Channels, type Pipe, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 import { Emitter } from "./emitter.js";
+import { DictHandle } from "./handle.js";
 import { checkName, type Role } from "./protocol.js";
-import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
+import { dictProxy, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 
 export interface ClientOptions {
@@ -29,8 +30,9 @@ type HandleEvents = { change: [ChangeEvent]; status: [Status] };
  * jose's decodeJwt: jose adds 0.7 KB gzipped to a browser bundle budgeted at 20 KB.)
  */
 function tokenSubject(token: string): unknown {
+  // base64url to base64; atob needs no padding (forgiving-base64 decode).
   const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-  const bytes = Uint8Array.from(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
   return JSON.parse(new TextDecoder().decode(bytes)).sub;
 }
 
@@ -48,83 +50,17 @@ function clientIdOf(options: ClientOptions): string {
   return subject as string;
 }
 
-/** Names on `client.globals` that are not global dict keys. */
-export const GLOBALS_RESERVED: ReadonlySet<string> = new Set([
-  ...ALWAYS_RESERVED, "dict", "on", "off", "sync", "put", "get", "queues",
-]);
+/** `client.globals`: the space's global dict and its global queues (each item goes to one getter). */
+export class Globals extends DictHandle {}
 
-/** `client.globals`: the space's global dict and its global queues. */
-export class Globals {
-  [key: string]: any;
-  #dict: SharedDict;
-  #queues: Channels<Queue>;
-
-  /** @internal */
-  constructor(dict: SharedDict, connection: () => Connection) {
-    this.#dict = dict;
-    this.#queues = queuesOf(connection);
-  }
-
-  /** Global queues by name, shared by every client and the server: each item goes to one getter. */
-  get queues(): Channels<Queue> {
-    return this.#queues;
-  }
-
-  /** `queues["default"].put(value)`. */
-  put(value: unknown): Promise<void> {
-    return this.#queues["default"].put(value);
-  }
-
-  /** `queues["default"].get(options)`. */
-  get(options?: WaitOptions): Promise<any> {
-    return this.#queues["default"].get(options);
-  }
-
-  /** The global dict as a Map-like live view. */
-  get dict(): SharedDict {
-    return this.#dict;
-  }
-
-  on(event: "change", listener: (change: ChangeEvent) => void): () => void {
-    return this.#dict.on(event, listener);
-  }
-
-  off(event: "change", listener: (change: ChangeEvent) => void): void {
-    this.#dict.off(event, listener);
-  }
-
-  /** Resolves when every global dict write so far is durable. */
-  sync(): Promise<void> {
-    return this.#dict.sync();
-  }
-
-  toJSON(): Record<string, any> {
-    return this.#dict.toObject();
-  }
-
-  [inspectSymbol](): unknown {
-    return this.#dict.toObject();
-  }
-}
-
-/** Names on `client` that are not local dict keys. */
-export const CLIENT_RESERVED: ReadonlySet<string> = new Set([
-  ...ALWAYS_RESERVED, "id", "space", "status", "dict", "globals", "pipes", "queues",
-  "on", "off", "sync", "close", "send", "recv", "put", "get",
-]);
-
-export class Client {
-  [key: string]: any;
+export class Client extends DictHandle<HandleEvents> {
   #id: string;
   #space: string;
-  #local: SharedDict;
   #global: SharedDict;
   #globals: Globals;
   #own: Connection;
   #spaceConnection: Connection;
-  #events = new Emitter<HandleEvents>();
   #pipes: Channels<Pipe>;
-  #queues: Channels<Queue>;
 
   /**
    * Joins `space` as client `id`; resolves once this client's local dict and
@@ -138,7 +74,7 @@ export class Client {
       await client.close({ flushTimeout: 0 });
       throw error;
     }
-    return dictProxy(client, () => client.#local, CLIENT_RESERVED);
+    return dictProxy(client, () => client.dict);
   }
 
   /** @internal Use Client.connect(). */
@@ -148,17 +84,18 @@ export class Client {
       const problem = checkName(value, what);
       if (problem) throw new TypeError(problem);
     }
+    const local = new SharedDict(`the local dict of ${JSON.stringify(id)}`);
+    const events = new Emitter<HandleEvents>();
+    super(local, () => this.#own, events);
     this.#id = id;
     this.#space = options.space;
-    this.#local = new SharedDict(`the local dict of ${JSON.stringify(id)}`);
     this.#global = new SharedDict("the global dict");
-    this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global, GLOBALS_RESERVED);
+    this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global);
     this.#pipes = pipesOf(() => this.#own);
-    this.#queues = queuesOf(() => this.#own);
     // Two connections make one status: reported when it changes, not when either does.
     let reported: Status | undefined;
     const onStatus = () => {
-      if (this.status !== reported) this.#events.emit("status", (reported = this.status));
+      if (this.status !== reported) events.emit("status", (reported = this.status));
     };
     const common = { onStatus, connectTimeout: options.connectTimeout };
     const role: Role = "client";
@@ -166,7 +103,7 @@ export class Client {
     // answers at once, while a client's first connect creates its own object
     // (the slower open). Measured: 12.8 ms to ready this way, 15-16 ms the other.
     this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id }), options.token, common);
-    this.#own = dictConnection(this.#local, clientObjectUrl(url, options.space, id, role), options.token, common);
+    this.#own = dictConnection(local, clientObjectUrl(url, options.space, id, role), options.token, common);
   }
 
   get id(): string {
@@ -182,11 +119,6 @@ export class Client {
     return combinedStatus([this.#own, this.#spaceConnection]);
   }
 
-  /** This client's local dict as a Map-like live view (reaches any key, reserved names too). */
-  get dict(): SharedDict {
-    return this.#local;
-  }
-
   /** The space's global dict, shared with every client and the server. */
   get globals(): Globals {
     return this.#globals;
@@ -195,11 +127,6 @@ export class Client {
   /** This client's pipes to the server, by name: `pipes["name"].send(x)`, `.recv()`. */
   get pipes(): Channels<Pipe> {
     return this.#pipes;
-  }
-
-  /** This client's queues, shared with the server only, by name. */
-  get queues(): Channels<Queue> {
-    return this.#queues;
   }
 
   /** Sends `value` to the server on the default pipe; resolves once it is durably stored. */
@@ -212,29 +139,9 @@ export class Client {
     return this.#pipes["default"].recv(options);
   }
 
-  /** Puts `value` on this client's default queue. */
-  put(value: unknown): Promise<void> {
-    return this.#queues["default"].put(value);
-  }
-
-  /** Takes the head of this client's default queue (which may be an item this client put). */
-  get(options?: WaitOptions): Promise<any> {
-    return this.#queues["default"].get(options);
-  }
-
-  /** "change": every change applied to the local dict; "status": the connection state. */
-  on<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): () => void {
-    // "change" is the local dict's own (one order for these and .dict's listeners).
-    return (event === "change" ? this.#local : this.#events).on(event as "change", listener as never);
-  }
-
-  off<E extends keyof HandleEvents>(event: E, listener: (...args: HandleEvents[E]) => void): void {
-    (event === "change" ? this.#local : this.#events).off(event as "change", listener as never);
-  }
-
   /** Resolves when every write so far (local and global dicts) is durable on the edge. */
   async sync(): Promise<void> {
-    await Promise.all([this.#local.sync(), this.#global.sync()]);
+    await Promise.all([super.sync(), this.#global.sync()]);
   }
 
   /**
@@ -245,11 +152,10 @@ export class Client {
     await closeAfterWrites([this.#own, this.#spaceConnection], this.sync(), flushTimeout);
   }
 
-  toJSON(): Record<string, any> {
-    return this.#local.toObject();
-  }
-
-  [inspectSymbol](): string {
-    return `Client ${JSON.stringify(this.#id)} in ${JSON.stringify(this.#space)} (${this.status})`;
-  }
 }
+
+/** Names on `client.globals` that are not global dict keys. */
+export const GLOBALS_RESERVED = /* @__PURE__ */ reservedNames(Globals);
+
+/** Names on `client` that are not local dict keys. */
+export const CLIENT_RESERVED = /* @__PURE__ */ reservedNames(Client);

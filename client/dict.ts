@@ -4,7 +4,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ClosedError, LimitError, NotReadyError, type SharevarsError } from "./errors.js";
-import { ErrorCode, Limits, Msg, Op, checkKey, type HelloResult, type LimitsInForce, type Message, type WireEntry } from "./protocol.js";
+import { ErrorCode, Limits, Op, checkKey, type LimitsInForce } from "./protocol.js";
 import { Replica, type LocalWrite } from "./replica.js";
 import type { Connection } from "./connection.js";
 
@@ -45,27 +45,9 @@ export class SharedDict implements Iterable<[string, any]> {
     this.#connection = connection;
   }
 
-  /** @internal A (re)connect sends HELLO: drops a partial snapshot, returns the fields that resume this replica. */
-  beginHello(): { since?: number } {
-    this.#replica.snapshotAborted();
-    return this.#replica.loaded ? { since: this.#replica.version } : {};
-  }
-
-  /** @internal */
-  onSnapshot(entries: WireEntry[]): void {
-    this.#replica.snapshotChunk(entries);
-  }
-
-  /** @internal */
-  onReady(result: HelloResult): void {
-    this.#replica.snapshotDone(result.full, result.version, result.lastSeq);
-  }
-
-  /** @internal Applies a CHANGE; returns false for other messages. */
-  onMessage(message: Message): boolean {
-    if (message[0] !== Msg.CHANGE) return false;
-    this.#replica.remote(message[1], message[2], message[3]);
-    return true;
+  /** @internal The replica, which the connection feeds (see wiring.ts). */
+  get replica(): Replica {
+    return this.#replica;
   }
 
   /** @internal */

@@ -13,10 +13,6 @@ export class Emitter<Events extends Record<string, unknown[]>> {
     this.#listeners.get(event)?.delete(listener);
   }
 
-  has(event: keyof Events): boolean {
-    return (this.#listeners.get(event)?.size ?? 0) > 0;
-  }
-
   emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
     this.emitEach(event, () => args);
   }

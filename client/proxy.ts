@@ -10,14 +10,25 @@ export const ALWAYS_RESERVED: readonly string[] = [
   "constructor", "prototype", "__proto__", "toJSON", "toString", "valueOf", "inspect",
 ];
 
-function isMember(target: object, name: string, reserved: ReadonlySet<string>): boolean {
-  return reserved.has(name) || name in target;
+const ALWAYS: ReadonlySet<string> = new Set(ALWAYS_RESERVED);
+
+/**
+ * The names a handle class keeps for itself: ALWAYS_RESERVED and its
+ * members, inherited ones too (the names of Object.prototype are members of
+ * every handle as well).
+ */
+export function reservedNames(handle: Function): ReadonlySet<string> {
+  const names = new Set(ALWAYS_RESERVED);
+  for (let proto = handle.prototype; proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const name of Object.getOwnPropertyNames(proto)) names.add(name);
+  }
+  return names;
 }
 
-/** Wraps `target` so that its non-member string properties are the keys of `dict()`. */
-export function dictProxy<T extends object>(target: T, dict: () => SharedDict, reserved: ReadonlySet<string>): T {
+/** Wraps `target` so that its string properties that are neither members nor reserved are the keys of `dict()`. */
+export function dictProxy<T extends object>(target: T, dict: () => SharedDict): T {
   const bound = new Map<string | symbol, Function>();
-  const member = (name: string | symbol) => typeof name === "symbol" || isMember(target, name, reserved);
+  const member = (name: string | symbol) => typeof name === "symbol" || ALWAYS.has(name) || name in target;
   return new Proxy(target, {
     get(t, name) {
       if (!member(name)) return dict().get(name as string);

@@ -57,11 +57,6 @@ export class Replica {
     return this.#view;
   }
 
-  /** The object's version this replica has confirmed. */
-  get version(): number {
-    return this.#version;
-  }
-
   /** A write made here: visible at once, pending until the object confirms it. */
   write(seq: number, write: LocalWrite): void {
     this.#pending.push({ seq, write });
@@ -140,9 +135,13 @@ export class Replica {
     this.#rebuild();
   }
 
-  /** A snapshot was cut off by a disconnect: forget its partial chunks. */
-  snapshotAborted(): void {
+  /**
+   * A (re)connect sends HELLO: a snapshot cut off by a disconnect is
+   * forgotten; returns the HELLO fields that resume this replica.
+   */
+  resume(): { since?: number } {
     this.#incoming = [];
+    return this.loaded ? { since: this.#version } : {};
   }
 
   #valueOf(key: string): Uint8Array | undefined {

@@ -7,8 +7,9 @@ import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
 import { AuthError } from "./errors.js";
+import { DictHandle } from "./handle.js";
 import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
-import { ALWAYS_RESERVED, dictProxy, inspectSymbol } from "./proxy.js";
+import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 
@@ -27,11 +28,6 @@ type ServerEvents = {
   status: [Status];
 };
 
-/** Names on a client peer that are not keys of the client's local dict. */
-export const PEER_RESERVED: ReadonlySet<string> = new Set([
-  ...ALWAYS_RESERVED, "id", "ready", "online", "dict", "pipes", "queues",
-  "on", "off", "sync", "send", "recv", "put", "get",
-]);
 
 /** The server's handle on one client: that client's local dict (and its pipes and queues). */
 export class ClientPeer {
@@ -128,8 +124,9 @@ export class ClientPeer {
     return this.#dict.loaded ? this.#dict.toObject() : {};
   }
 
+  // Node calls it on the proxy, which has no private fields: public members only.
   [inspectSymbol](): string {
-    return `ClientPeer ${JSON.stringify(this.#id)} (${this.online ? "online" : "offline"})`;
+    return `ClientPeer ${JSON.stringify(this.id)} (${this.online ? "online" : "offline"})`;
   }
 }
 
@@ -189,26 +186,18 @@ export class ClientList implements Iterable<ClientPeer> {
   }
 }
 
-/** Names on `server` that are not global dict keys. */
-export const SERVER_RESERVED: ReadonlySet<string> = new Set([
-  ...ALWAYS_RESERVED, "space", "status", "clients", "dict", "queues", "on", "off", "sync", "close",
-  "put", "get", "issueClientToken",
-]);
 
-export class Server {
-  [key: string]: any;
+export class Server extends DictHandle<ServerEvents> {
   #url: string;
   #space: string;
   #token: string;
-  #global: SharedDict;
   #connection: Connection;
   #online: [string, number][] = [];
   #peers = new Map<string, ClientPeer>();
   #peerConnections: Connection[] = [];
+  #events: Emitter<ServerEvents>;
   #clients: ClientList;
-  #events = new Emitter<ServerEvents>();
   #connectTimeout: number | undefined;
-  #queues: Channels<Queue>;
 
   /** Connects to `space` with the server token; resolves once the global dict is loaded. */
   static async connect(url: string, options: ServerOptions): Promise<Server> {
@@ -219,7 +208,7 @@ export class Server {
       await server.close({ flushTimeout: 0 });
       throw error;
     }
-    return dictProxy(server, () => server.#global, SERVER_RESERVED);
+    return dictProxy(server, () => server.dict);
   }
 
   /** @internal Use Server.connect(). */
@@ -229,17 +218,19 @@ export class Server {
     // A missing token is refused like a wrong one (AuthError, UNAUTHORIZED), without asking the worker.
     if (options.token === undefined || options.token === "") throw new AuthError(ErrorCode.UNAUTHORIZED, "Server.connect needs the server token ({ token })");
     if (typeof options.token !== "string") throw new TypeError("the server token must be a string");
+    const global = new SharedDict("the global dict");
+    const events = new Emitter<ServerEvents>();
+    super(global, () => this.#connection, events);
+    this.#events = events;
     this.#url = url;
     this.#space = options.space;
     this.#token = options.token;
     this.#connectTimeout = options.connectTimeout;
-    this.#global = new SharedDict("the global dict");
     this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
-    this.#queues = queuesOf(() => this.#connection);
-    this.#connection = dictConnection(this.#global, spaceUrl(url, options.space, { role: "server" }), options.token, {
+    this.#connection = dictConnection(global, spaceUrl(url, options.space, { role: "server" }), options.token, {
       onReady: (result) => this.#onReady(result),
       onMessage: (message) => this.#onMessage(message),
-      onStatus: () => this.#events.emit("status", this.status),
+      onStatus: () => events.emit("status", this.status),
       connectTimeout: options.connectTimeout,
     });
   }
@@ -255,7 +246,7 @@ export class Server {
         return connection;
       };
       const core = new ClientPeer(id, new SharedDict(`the local dict of ${JSON.stringify(id)}`), open, () => this.#online.some(([other]) => other === id));
-      peer = dictProxy(core, () => core.dict, PEER_RESERVED);
+      peer = dictProxy(core, () => core.dict);
       this.#peers.set(id, peer);
     }
     return peer;
@@ -297,26 +288,6 @@ export class Server {
     return this.#clients;
   }
 
-  /** The global dict as a Map-like live view. */
-  get dict(): SharedDict {
-    return this.#global;
-  }
-
-  /** Global queues by name, shared by every client and the server. */
-  get queues(): Channels<Queue> {
-    return this.#queues;
-  }
-
-  /** `queues["default"].put(value)`. */
-  put(value: unknown): Promise<void> {
-    return this.#queues["default"].put(value);
-  }
-
-  /** `queues["default"].get(options)`. */
-  get(options?: WaitOptions): Promise<any> {
-    return this.#queues["default"].get(options);
-  }
-
   /**
    * A client token for client `id` in this space (token mode): the client
    * connects with `Client.connect(url, { space, token })`. It expires after
@@ -329,19 +300,9 @@ export class Server {
     return (await this.#connection.request((rid) => [Op.ISSUE_TOKEN, rid, id, ttlSeconds])) as string;
   }
 
-  /** "connect" (a client peer), "disconnect" (a client id), "change" (global dict), "status". */
-  on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): () => void {
-    // "change" is the global dict's own (one order for these and .dict's listeners).
-    return (event === "change" ? this.#global : this.#events).on(event as "change", listener as never);
-  }
-
-  off<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): void {
-    (event === "change" ? this.#global : this.#events).off(event as "change", listener as never);
-  }
-
   /** Resolves when every write so far (global dict and every peer's dict) is durable. */
   async sync(): Promise<void> {
-    await Promise.all([this.#global.sync(), ...[...this.#peers.values()].map((peer) => peer.sync())]);
+    await Promise.all([super.sync(), ...[...this.#peers.values()].map((peer) => peer.sync())]);
   }
 
   /**
@@ -352,11 +313,10 @@ export class Server {
     await closeAfterWrites([this.#connection, ...this.#peerConnections], this.sync(), flushTimeout);
   }
 
-  toJSON(): Record<string, any> {
-    return this.#global.toObject();
-  }
-
-  [inspectSymbol](): string {
-    return `Server in ${JSON.stringify(this.#space)} (${this.status}, ${this.#online.length} clients)`;
-  }
 }
+
+/** Names on a client peer that are not keys of the client's local dict. */
+export const PEER_RESERVED = /* @__PURE__ */ reservedNames(ClientPeer);
+
+/** Names on `server` that are not global dict keys. */
+export const SERVER_RESERVED = /* @__PURE__ */ reservedNames(Server);

@@ -1,9 +1,8 @@
 // Where each object lives, as WebSocket URLs under the worker's base URL.
 export function objectUrl(base: string, space: string, path: string, params: Record<string, string>): string {
   const url = new URL(base);
-  if (url.protocol === "http:") url.protocol = "ws:";
-  else if (url.protocol === "https:") url.protocol = "wss:";
-  else if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new TypeError(`the worker URL must be http(s) or ws(s), not ${url.protocol}`);
+  if (!/^(http|ws)s?:$/.test(url.protocol)) throw new TypeError(`the worker URL must be http(s) or ws(s), not ${url.protocol}`);
+  url.protocol = url.protocol.replace("http", "ws");
   const prefix = url.pathname.replace(/\/+$/, "");
   url.pathname = `${prefix}/v1/spaces/${encodeURIComponent(space)}${path}/ws`;
   url.search = new URLSearchParams(params).toString();

@@ -1,7 +1,7 @@
 // Glue shared by the handles: a connection that feeds one SharedDict.
 import { Connection, type Status } from "./connection.js";
 import type { SharedDict } from "./dict.js";
-import type { HelloResult, Message } from "./protocol.js";
+import { Msg, type HelloResult, type Message } from "./protocol.js";
 
 export interface DictConnectionOptions {
   /** Messages the dict does not handle (CLIENT_ONLINE, ...). */
@@ -13,16 +13,18 @@ export interface DictConnectionOptions {
 
 /** A connection to one object whose dict is replicated into `dict`. */
 export function dictConnection(dict: SharedDict, url: string, token: string | undefined, options: DictConnectionOptions = {}): Connection {
+  const replica = dict.replica;
   const connection = new Connection({
     url,
-    hello: () => ({ ...dict.beginHello(), ...(token === undefined ? {} : { token }) }),
-    onSnapshot: (entries) => dict.onSnapshot(entries),
+    hello: () => ({ ...replica.resume(), ...(token === undefined ? {} : { token }) }),
+    onSnapshot: (entries) => replica.snapshotChunk(entries),
     onReady: (result) => {
-      dict.onReady(result);
+      replica.snapshotDone(result.full, result.version, result.lastSeq);
       options.onReady?.(result);
     },
     onMessage: (message) => {
-      if (!dict.onMessage(message)) options.onMessage?.(message);
+      if (message[0] === Msg.CHANGE) replica.remote(message[1], message[2], message[3]);
+      else options.onMessage?.(message);
     },
     onStatus: options.onStatus,
     connectTimeout: options.connectTimeout,

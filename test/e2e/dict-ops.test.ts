@@ -1,8 +1,9 @@
 // Every dict operation on every handle kind — `client` (its local dict),
 // `client.globals`, `server` (the global dict) and a client peer — through the
 // proxy and through `.dict`, with the result checked on the other side.
+import { inspect } from "node:util";
 import { describe, expect, test } from "vitest";
-import type { ChangeEvent } from "sharevars";
+import { CLIENT_RESERVED, GLOBALS_RESERVED, PEER_RESERVED, SERVER_RESERVED, type ChangeEvent } from "sharevars";
 import { handles } from "../helpers/handles.js";
 import { uniqueSpace, until } from "../helpers/e2e.js";
 
@@ -78,6 +79,8 @@ describe.each(KINDS)("dict operations on %s", (_label, kind, setup) => {
     expect(Object.keys(h).sort()).toEqual(["a", "b", "with space"]);
     expect(Object.entries(h).sort(byKey)).toStrictEqual([["a", 1], ["b", { x: [1, 2] }], ["with space", "s"]]);
     expect(JSON.parse(JSON.stringify(h))).toStrictEqual({ a: 1, b: { x: [1, 2] }, "with space": "s" });
+    // Node's console shows the dict (a peer, which client it is).
+    expect(inspect(h)).toBe(kind === "peer" ? 'ClientPeer "alice" (online)' : inspect({ a: 1, b: { x: [1, 2] }, "with space": "s" }));
 
     // Values read are copies.
     h.b.x.push(3);
@@ -254,6 +257,12 @@ describe.each(KINDS)("dict operations on %s", (_label, kind, setup) => {
     h["after off"] = 1;
     await mirrored(pair);
     expect([local.length, remote.length]).toEqual(before);
+  });
+
+  test("the exported set of reserved names is the README's list", () => {
+    const exported = { client: CLIENT_RESERVED, globals: GLOBALS_RESERVED, server: SERVER_RESERVED, peer: PEER_RESERVED }[kind];
+    const objectPrototypeOnly = ["hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "toLocaleString"];
+    expect(new Set(exported)).toEqual(new Set([...COMMON.filter((name) => !objectPrototypeOnly.includes(name)), ...RESERVED[kind]]));
   });
 
   test("reserved names: then is never a key, await is safe, assigning one throws TypeError, .dict reaches them", async () => {
