@@ -44,13 +44,20 @@ export class DictHandle<Events extends DictEvents & Record<string, unknown[]> = 
     return this.#queues["default"].get(options);
   }
 
+  // "change" has a signature of its own, the same on every handle: a union
+  // of handle types (`isServer ? server : client.globals`) can call on/off
+  // only with a signature all its members share (never a generic one).
   /** "change": every change applied to the dict; the other events are the handle's own. */
-  on<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): () => void {
+  on(event: "change", listener: (change: ChangeEvent) => void): () => void;
+  on<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): () => void;
+  on(event: string | number | symbol, listener: (...args: any[]) => void): () => void {
     // "change" is the dict's own (one order for these and .dict's listeners).
     return (event === "change" ? this.#dict : this.#events).on(event as "change", listener as never);
   }
 
-  off<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): void {
+  off(event: "change", listener: (change: ChangeEvent) => void): void;
+  off<E extends keyof Events>(event: E, listener: (...args: Events[E]) => void): void;
+  off(event: string | number | symbol, listener: (...args: any[]) => void): void {
     (event === "change" ? this.#dict : this.#events).off(event as "change", listener as never);
   }
 

@@ -1,6 +1,6 @@
 // The built package works from another project: `import { Client, Server }
 // from "sharevars"` resolves through package.json "exports" to dist/.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -32,6 +32,45 @@ test("another project imports the built package and shares a variable", async ()
   const consumer = run.node(["main.js"], { URL_: workerUrl(), SPACE: uniqueSpace("package"), TOKEN: SERVER_TOKEN }, project);
   expect(await consumer.exited, consumer.output()).toBe(0);
   expect(consumer.output()).toContain("server reads 256");
+});
+
+test("the built types: one variable holds the global dict's handle on either side, and takes change listeners", async () => {
+  // `isServer ? server : client.globals` is a union of two handle types; a
+  // union's on/off are callable only if at most one of them is generic.
+  const project = mkdtempSync(join(tmpdir(), "sharevars-consumer-"));
+  mkdirSync(join(project, "node_modules"));
+  symlinkSync(ROOT, join(project, "node_modules", "sharevars"), "dir");
+  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", type: "module" }));
+  writeFileSync(join(project, "tsconfig.json"), JSON.stringify({
+    compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, skipLibCheck: false, types: ["node"], typeRoots: [join(ROOT, "node_modules/@types")] },
+    files: ["main.ts"],
+  }));
+  writeFileSync(join(project, "main.ts"), `
+    import { Client, Server, type ChangeEvent } from "sharevars";
+    const { URL_, SPACE, TOKEN } = process.env as Record<string, string>;
+    const client = await Client.connect(URL_, { space: SPACE, id: "alice" });
+    const server = await Server.connect(URL_, { space: SPACE, token: TOKEN });
+    const seen: string[] = [];
+    for (const isServer of [true, false]) {
+      const globals = isServer ? server : client.globals;
+      const listener = (change: ChangeEvent) => seen.push(\`\${isServer ? "server" : "client"} \${change.key}\`);
+      globals.on("change", (change) => listener(change));
+      globals.on("change", listener);
+      globals.off("change", listener);
+    }
+    server["k"] = 1;
+    await server.sync();
+    while (seen.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    console.log("seen", seen.sort().join(", "));
+    await client.close();
+    await server.close();
+  `);
+  const tsc = spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", "."], { cwd: project, encoding: "utf8" });
+  expect(tsc.stdout + tsc.stderr).toBe("");
+  expect(tsc.status).toBe(0);
+  const consumer = run.node(["main.ts"], { URL_: workerUrl(), SPACE: uniqueSpace("package"), TOKEN: SERVER_TOKEN }, project);
+  expect(await consumer.exited, consumer.output()).toBe(0);
+  expect(consumer.output()).toContain("seen client k, server k");
 });
 
 test("npm pack holds the library (ESM, types), the worker entry and the README, and no sources or tests", () => {
