@@ -4,7 +4,8 @@
 // the value once with a budget and refuses what JSON cannot show faithfully.
 //
 // JSON shows a BigInt as a string, NaN and ±Infinity as strings, undefined as
-// null, a Map as an object (non-string keys as strings), a Set as an array,
+// null, a Map as an object (non-string keys as text: an object key as its
+// JSON, a Date key as its ISO string), a Set as an array,
 // bytes as an array of numbers, a Date as its ISO string, a RegExp as its
 // source text. CBOR (Accept: application/cbor) is exact.
 
@@ -25,6 +26,16 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
   let left = budget;
   const over = () => new NotJsonError(`more than ${budget} nodes as JSON (shared references expand)`);
   const path = new Set<object>();
+  // A Map key that is not a string is written as text. An object key is
+  // written as its JSON, through the same walk: String() would expand its
+  // shared references past any budget ([x, x] nested 40 deep is 300 bytes of
+  // CBOR and minutes of CPU), and throws for a key like { toString: 0 }.
+  const keyText = (key: unknown): string => {
+    if (typeof key === "string") return key;
+    if (key === null || typeof key !== "object") return String(key);
+    const shown = convert(key);
+    return typeof shown === "string" ? shown : JSON.stringify(shown);
+  };
   const convert = (v: unknown): unknown => {
     if (--left < 0) throw over();
     if (typeof v === "bigint") return v.toString();
@@ -46,7 +57,7 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
       // A null-prototype object keeps a key named __proto__ an ordinary key.
       const out: Record<string, unknown> = Object.create(null);
       const entries = v instanceof Map ? v.entries() : Object.entries(v);
-      for (const [key, item] of entries) out[String(key)] = convert(item);
+      for (const [key, item] of entries) out[keyText(key)] = convert(item);
       return out;
     } finally {
       path.delete(v);

@@ -60,6 +60,34 @@ describe("hostile input", () => {
     expect(await client.globals.queues["q"].get({ timeout: 5000 })).toEqual(cycle);
   });
 
+  test("Map keys JSON must write as text: within the budget, never a 500", async () => {
+    const space = uniqueSpace("map-keys");
+    const client = await open.client(space, "mallory");
+    // 180 bytes of CBOR whose key String() would expand to 8 MiB (at 40 levels: minutes of CPU and gigabytes)
+    let key: unknown = "x";
+    for (let i = 0; i < 22; i++) key = [key, key];
+    client.globals["bomb"] = new Map([[key, 1]]);
+    // a key String() cannot convert at all
+    client.globals["odd"] = new Map([[{ toString: 0 }, 1]]);
+    client.globals["fine"] = new Map<unknown, unknown>([[1, "a"], [[1, 2], "b"]]);
+    await client.sync();
+
+    const bomb = await api(space, "/globals/bomb");
+    expect(bomb.status).toBe(406);
+    expect(((await bomb.json()) as { error: { code: string } }).error.code).toBe("BAD_VALUE");
+    const odd = await api(space, "/globals/odd");
+    expect(odd.status).toBe(200);
+    expect(await odd.json()).toEqual({ '{"toString":0}': 1 });
+    expect(await (await api(space, "/globals/fine")).json()).toEqual({ 1: "a", "[1,2]": "b" });
+    expect((await api(space, "/globals")).status).toBe(406); // the page holds the bomb
+    const summary = (await (await api(space, "/summary")).json()) as { globals: { dict: [string, string][] } };
+    expect(Object.fromEntries(summary.globals.dict)).toMatchObject({ bomb: expect.stringContaining("not shown as JSON"), odd: '{"{\\"toString\\":0}":1}' });
+    // queue items too: a JSON get answers 406 and the item stays in line
+    await client.globals.queues["q"].put(new Map([[key, 1]]));
+    expect((await api(space, "/queues/q/get", { method: "POST" })).status).toBe(406);
+    expect(await client.globals.queues["q"].size()).toBe(1);
+  });
+
   test("a BATCH stops at a refused HELLO: nothing after it is served", async () => {
     const space = uniqueSpace("batch-guess");
     const socket = await rawSocket(workerUrl(), `/v1/spaces/${space}/ws?role=server`);
