@@ -92,7 +92,10 @@ async function authorizeHttp(request: Request, env: Env): Promise<void> {
 async function http(request: Request, env: Env, space: string, id: string | null, kind: string, rest: string): Promise<Response> {
   const url = new URL(request.url);
   const allowed = id === null ? ["globals", "clients", "queues", "summary"] : ["dict", "queues", "pipes"];
-  if (!allowed.includes(kind)) return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname}`, 404);
+  // The summary is answered here, not by an object's router: only GET of the route itself.
+  if (!allowed.includes(kind) || (kind === "summary" && (rest !== "" || request.method !== "GET"))) {
+    return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname}`, 404);
+  }
   if (request.headers.get("upgrade")) return httpError(ErrorCode.BAD_ARGUMENT, "WebSockets connect to .../ws", 400);
   try {
     await authorizeHttp(request, env);

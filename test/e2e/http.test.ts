@@ -203,6 +203,15 @@ describe("HTTP API", () => {
     expect(decodeValue(new Uint8Array(await read.arrayBuffer()))).toEqual(value);
   });
 
+  test("the summary is one route: GET, no path after it", async () => {
+    const space = uniqueSpace("http-summary");
+    expect((await api(space, "/summary")).status).toBe(200);
+    for (const [path, method] of [["/summary/x", "GET"], ["/summary/clients/a/dict", "GET"], ["/summary", "POST"], ["/summary", "DELETE"]]) {
+      const response = await api(space, path, { method });
+      expect([path, method, await errorOf(response)]).toEqual([path, method, { status: 404, code: "UNKNOWN_OP" }]);
+    }
+  });
+
   test("bad input: typed errors, nothing stored", async () => {
     const space = uniqueSpace("http-bad");
     const big = "x".repeat(1024 * 1024 + 10);
