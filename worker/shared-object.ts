@@ -448,6 +448,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return `this object takes at most ${this.maxConnections} connections`;
   }
 
+  /** The open socket other than `except` that has waited longest for its HELLO. */
+  #oldestSilent(except: WebSocket): WebSocket | undefined {
+    for (const ws of this.#helloTimers.keys()) {
+      if (ws !== except && ws.readyState === WebSocket.READY_STATE_OPEN) return ws;
+    }
+    return undefined;
+  }
+
   #helloDone(socket: WebSocket): void {
     const timer = this.#helloTimers.get(socket);
     if (timer === undefined) return;
@@ -589,8 +597,20 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     for (const _ of this.sockets()) open++;
     // One that opened over the limit may have found room since (others closed).
     if (this.#overLimit.has(socket) && this.#socketCount !== null && this.#socketCount <= this.maxConnections) this.#overLimit.delete(socket);
-    if (open >= this.maxConnections || this.#overLimit.has(socket)) {
+    if (open >= this.maxConnections) {
       throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany, CloseCode.TOO_MANY_CONNECTIONS);
+    }
+    if (this.#overLimit.has(socket)) {
+      // The places are held by sockets that have not said HELLO, which anyone
+      // may open (credentials come in HELLO): this one, authorized, takes the
+      // place of the oldest, so silent sockets cannot lock the object's owners out.
+      const silent = this.#oldestSilent(socket);
+      if (!silent) throw new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany, CloseCode.TOO_MANY_CONNECTIONS);
+      this.#overLimit.delete(socket);
+      this.#helloDone(silent);
+      this.sendError(silent as Socket, 0, ErrorCode.TOO_MANY_CONNECTIONS, this.#tooMany);
+      this.#outbox.flush(silent);
+      silent.close(CloseCode.TOO_MANY_CONNECTIONS, this.#tooMany);
     }
     const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
 

@@ -173,6 +173,27 @@ describe("limits through a raw socket (the worker enforces them whatever a clien
     expect(outcome).toBe("LimitError TOO_MANY_CONNECTIONS");
   }, 30_000);
 
+  test("sockets that never say HELLO do not lock out one that does: it takes the place of the oldest", async () => {
+    const space = uniqueSpace("limits-squat");
+    // anyone may open sockets (credentials come in HELLO): three silent ones fill eve's object
+    const silent: RawSocket[] = [];
+    for (let i = 0; i < 3; i++) silent.push(await rawSocket(worker.url, `/v1/spaces/${space}/clients/eve/ws?role=client`));
+    sockets.push(...silent);
+    const s = await server(space);
+    const eve = s.clients.get("eve");
+    await eve.ready; // the server's own connection to eve's object gets in
+    eve["k"] = 1;
+    await eve.sync();
+    // the oldest silent socket made room: told why, then closed with 4029 (which a local
+    // Node socket reports only some seconds later, as for any close the object starts)
+    expect(errorOf(await silent[0].reply(0))).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+    // with every place held by a socket that said HELLO, one more is refused as before
+    for (let i = 0; i < 2; i++) await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);
+    const extra = await rawSocket(worker.url, `/v1/spaces/${space}/clients/eve/ws?role=client`);
+    sockets.push(extra);
+    expect(errorOf(await extra.hello())).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+  });
+
   test("connections per client object", async () => {
     const space = uniqueSpace("limits-raw");
     for (let i = 0; i < 3; i++) await raw(`/v1/spaces/${space}/clients/eve/ws?role=client`);

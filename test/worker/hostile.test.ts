@@ -97,29 +97,37 @@ test("a summary offset past the safe integers is a 400", async () => {
   expect(res.status).toBe(400);
 });
 
-test("sockets that never say HELLO count against the object's connections, and are closed after 10 s", async () => {
+test("sockets that never say HELLO count against the object's connections, give their place to one that says HELLO, and are closed after 10 s", async () => {
   const space = unique("hostile");
   const path = clientPath(space, "alice", "client");
   const silent: Wire[] = [];
   for (let i = 0; i < Limits.MAX_CONNECTIONS_PER_CLIENT; i++) silent.push(await Wire.open(path));
-  // One more: its HELLO is refused (the library's typed error), then it is closed.
-  const extra = await Wire.open(path);
-  expect((await extra.hello()).reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.TOO_MANY_CONNECTIONS, expect.any(String)]);
-  expect((await extra.closed).code).toBe(4029);
-  // One more that says nothing is closed after a second.
+  // One more, over the limit: its HELLO passes, so it takes the place of the
+  // socket that has waited longest without one (anyone may open sockets).
+  const alice = await Wire.open(path);
+  expect((await alice.hello()).reply[0]).toBe(Msg.REPLY);
+  expect(await silent[0].reply(0)).toEqual([Msg.ERROR, 0, ErrorCode.TOO_MANY_CONNECTIONS, expect.any(String)]);
+  expect((await silent[0].closed).code).toBe(4029);
+  // One more that says nothing is closed within a few seconds.
   const quiet = await Wire.open(path);
   const started = Date.now();
   expect((await quiet.closed).code).toBe(4029);
   expect(Date.now() - started).toBeLessThan(5000);
-  // One of the first leaving makes room, for a socket that says HELLO.
-  silent.pop()!.close();
-  await new Promise((r) => setTimeout(r, 100));
-  const alice = await Wire.ready(path);
-  const closes = await Promise.all(silent.map((w) => w.closed));
+  // The other silent ones are closed after 10 s; the one that said HELLO stays.
+  const closes = await Promise.all(silent.slice(1).map((w) => w.closed));
   expect(new Set(closes.map((c) => c.code))).toEqual(new Set([4008]));
-  expect(alice.ws.readyState).toBe(WebSocket.READY_STATE_OPEN); // it said HELLO: kept
+  expect(alice.ws.readyState).toBe(WebSocket.READY_STATE_OPEN);
   alice.close();
 }, 20_000);
+
+test("with every place held by a socket that said HELLO, the HELLO of one more is refused", async () => {
+  const { path } = await eveWithRoomFor(2);
+  await Wire.ready(path);
+  await Wire.ready(path);
+  const extra = await Wire.open(path);
+  expect((await extra.hello()).reply).toEqual([Msg.ERROR, expect.any(Number), ErrorCode.TOO_MANY_CONNECTIONS, expect.any(String)]);
+  expect((await extra.closed).code).toBe(4029);
+});
 
 test("a write applied, then failing later in its handling (a delivery), is not remembered as refused", async () => {
   const space = unique("hostile");
@@ -197,9 +205,12 @@ test("a recount while a socket is closing does not count its later close out twi
   });
   expect((await Promise.race([a.closed, b.closed])).code).toBe(1000);
   await new Promise((r) => setTimeout(r, 200));
-  // Open now: one of a and b, and the third: the limit. Another is refused.
+  // Open now: one of a and b, and the third: the limit. Another is over it:
+  // its HELLO takes the place of the silent socket that opened first.
+  const [left] = await Promise.race([a.closed.then(() => [b]), b.closed.then(() => [a])]);
   const extra = await Wire.open(path);
-  expect((await extra.hello()).reply[2]).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+  expect((await extra.hello()).reply[0]).toBe(Msg.REPLY);
+  expect((await left.closed).code).toBe(4029);
 });
 
 test("receives waiting at once on one object are bounded over all its connections", async () => {
