@@ -190,11 +190,18 @@ export interface HelloResult {
   lastSeq: number;
   /** The limits in force on this worker. */
   limits: LimitsInForce;
-  /** Space object, server role: connected clients as [id, order of first connection]. */
-  clients?: [string, number][];
+  /**
+   * Space object, server role: connected clients as [id, order of first
+   * connection, since]: `since` names the client's current stay online (it
+   * changes when the client leaves and comes back; absent from older workers).
+   */
+  clients?: OnlineClient[];
   /** From and to which ids refusals of this session's writes may be forgotten (more than the object keeps; see worker/sessions.ts). */
   refusalsForgotten?: [number, number];
 }
+
+/** A connected client in a server's HELLO reply: [id, order of first connection, its stay online]. */
+export type OnlineClient = [id: string, order: number, since?: string];
 
 /** One dict entry on the wire; a null value is a deletion. */
 export type WireEntry = [key: string, value: Uint8Array | null];
@@ -219,7 +226,7 @@ export type Message =
   | [typeof Msg.ERROR, number, ErrorCode, string]
   | [typeof Msg.SNAPSHOT, number, WireEntry[]]
   | [typeof Msg.CHANGE, number, WireEntry[], boolean]
-  | [typeof Msg.CLIENT_ONLINE, string, number]
+  | [typeof Msg.CLIENT_ONLINE, string, number] | [typeof Msg.CLIENT_ONLINE, string, number, string]
   | [typeof Msg.CLIENT_OFFLINE, string]
   | [typeof Msg.BATCH, Uint8Array[]];
 

@@ -8,7 +8,7 @@ import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
 import { AuthError } from "./errors.js";
 import { DictHandle } from "./handle.js";
-import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message } from "./protocol.js";
+import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
 import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
@@ -137,11 +137,11 @@ export class ClientPeer {
  */
 export class ClientList implements Iterable<ClientPeer> {
   readonly [index: number]: ClientPeer;
-  #online: () => [string, number][];
+  #online: () => OnlineClient[];
   #peer: (id: string) => ClientPeer;
 
   /** @internal */
-  constructor(online: () => [string, number][], peer: (id: string) => ClientPeer) {
+  constructor(online: () => OnlineClient[], peer: (id: string) => ClientPeer) {
     this.#online = online;
     this.#peer = peer;
     return new Proxy(this, {
@@ -181,8 +181,25 @@ export class ClientList implements Iterable<ClientPeer> {
     for (const id of this.ids()) yield this.#peer(id);
   }
 
+  // The array methods one reaches for, over the connected clients now.
   map<T>(fn: (peer: ClientPeer, index: number) => T): T[] {
     return [...this].map(fn);
+  }
+
+  forEach(fn: (peer: ClientPeer, index: number) => void): void {
+    [...this].forEach(fn);
+  }
+
+  filter(fn: (peer: ClientPeer, index: number) => unknown): ClientPeer[] {
+    return [...this].filter(fn);
+  }
+
+  find(fn: (peer: ClientPeer, index: number) => unknown): ClientPeer | undefined {
+    return [...this].find(fn);
+  }
+
+  some(fn: (peer: ClientPeer, index: number) => unknown): boolean {
+    return [...this].some(fn);
   }
 }
 
@@ -192,12 +209,14 @@ export class Server extends DictHandle<ServerEvents> {
   #space: string;
   #token: string;
   #connection: Connection;
-  #online: [string, number][] = [];
+  #online: OnlineClient[] = [];
   #peers = new Map<string, ClientPeer>();
   #peerConnections: Connection[] = [];
   #events: Emitter<ServerEvents>;
   #clients: ClientList;
   #connectTimeout: number | undefined;
+  /** close() was called: a peer touched from then on opens nothing. */
+  #closing = false;
 
   /** Connects to `space` with the server token; resolves once the global dict is loaded. */
   static async connect(url: string, options: ServerOptions): Promise<Server> {
@@ -242,7 +261,10 @@ export class Server extends DictHandle<ServerEvents> {
         const connection = dictConnection(dict, clientObjectUrl(this.#url, this.#space, id, "server"), this.#token, {
           connectTimeout: this.#connectTimeout,
         });
-        this.#peerConnections.push(connection);
+        // A closed (or closing) server leaves no socket behind: its peers' connections are closed
+        // at birth (their ready, pipes and queues reject with a ClosedError).
+        if (this.#closing) connection.close();
+        else this.#peerConnections.push(connection);
         return connection;
       };
       const core = new ClientPeer(id, new SharedDict(`the local dict of ${JSON.stringify(id)}`), open, () => this.#online.some(([other]) => other === id));
@@ -252,20 +274,32 @@ export class Server extends DictHandle<ServerEvents> {
     return peer;
   }
 
-  /** After each (re)connect: the connected clients now; tell what changed while away. */
+  /**
+   * After each (re)connect: the connected clients now; tell what changed
+   * while away, a client that left and came back meanwhile (a new stay
+   * online) included: its disconnect, then its connect.
+   */
   #onReady(result: HelloResult): void {
-    const before = new Set(this.#online.map(([id]) => id));
+    const before = new Map(this.#online.map(([id, , since]) => [id, since]));
     this.#online = result.clients ?? [];
-    const after = new Set(this.#online.map(([id]) => id));
-    for (const id of before) if (!after.has(id)) this.#events.emit("disconnect", id);
-    for (const [id] of this.#online) if (!before.has(id)) this.#events.emit("connect", this.#peer(id));
+    const after = new Map(this.#online.map(([id, , since]) => [id, since]));
+    const same = (id: string) => after.has(id) && before.has(id) && after.get(id) === before.get(id);
+    for (const id of before.keys()) if (!same(id)) this.#events.emit("disconnect", id);
+    for (const [id] of this.#online) if (!same(id)) this.#events.emit("connect", this.#peer(id));
   }
 
   #onMessage(message: Message): void {
     if (message[0] === Msg.CLIENT_ONLINE) {
-      const [, id, order] = message;
-      if (this.#online.some(([other]) => other === id)) return;
-      this.#online = [...this.#online, [id, order] as [string, number]].sort((a, b) => a[1] - b[1]);
+      const [, id, order, since] = message;
+      const known = this.#online.find(([other]) => other === id);
+      if (known && known[2] === since) return;
+      const rest = this.#online.filter(([other]) => other !== id);
+      // Online already, in an earlier stay: it left (its socket not yet seen closed) and is back.
+      if (known) {
+        this.#online = rest;
+        this.#events.emit("disconnect", id);
+      }
+      this.#online = [...rest, [id, order, since] as OnlineClient].sort((a, b) => a[1] - b[1]);
       this.#events.emit("connect", this.#peer(id));
     } else if (message[0] === Msg.CLIENT_OFFLINE) {
       const id = message[1];
@@ -310,6 +344,7 @@ export class Server extends DictHandle<ServerEvents> {
    * writes, and items sent or put) to be durable, then closes every connection.
    */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
+    this.#closing = true;
     await closeAfterWrites([this.#connection, ...this.#peerConnections], this.sync(), flushTimeout);
   }
 

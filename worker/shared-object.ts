@@ -25,6 +25,8 @@ export interface SocketState {
   /** The client id (client role only). */
   id?: string;
   session: string;
+  /** Space object, client role: the socket that began the client's current stay online (see space.ts). */
+  since?: string;
   /** Its waiting receives as [fifo, request id, order] (see fifo.ts), unless they did not fit here. */
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
 }

@@ -1,6 +1,6 @@
 // One object per space: the global dict and the registry of the space's
 // clients (who has ever connected, in what order, and who is online now).
-import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type Role } from "../client/protocol.js";
+import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type OnlineClient, type Role } from "../client/protocol.js";
 import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { Schema } from "./schema.js";
@@ -47,20 +47,24 @@ export class SpaceObject extends SharedObject {
   /** Online client ids looked up per statement (see onlineClients; tests lower it). */
   onlineLookupSlice = 1000;
 
-  /** Online clients as [id, order of first connection], in that order. */
-  onlineClients(): [string, number][] {
-    const online = new Set<string>();
-    for (const socket of this.sockets("client")) online.add(socket.state!.id!);
+  /** Online clients as [id, order of first connection, since], in that order. */
+  onlineClients(): OnlineClient[] {
+    // id -> its stay online (a socket that joined before `since` existed: its own id).
+    const online = new Map<string, string>();
+    for (const socket of this.sockets("client")) {
+      const state = socket.state!;
+      if (!online.has(state.id!)) online.set(state.id!, state.since ?? socket.id);
+    }
     if (online.size === 0) return [];
     // Looked up by id: a space remembers every client it has seen, and only
     // these are online. In slices: one bound string holds at most 2 MB in a
     // deployed object, and 10,000 ids of 200 bytes (more, escaped) exceed it.
-    const ids = [...online];
-    const found: [string, number][] = [];
+    const ids = [...online.keys()];
+    const found: OnlineClient[] = [];
     for (let i = 0; i < ids.length; i += this.onlineLookupSlice) {
       for (const row of this.#sql().exec<{ id: string; ord: number }>(
         "SELECT id, ord FROM clients WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids.slice(i, i + this.onlineLookupSlice)),
-      )) found.push([row.id, row.ord]);
+      )) found.push([row.id, row.ord, online.get(row.id)!]);
     }
     return found.sort((a, b) => a[1] - b[1]);
   }
@@ -88,15 +92,20 @@ export class SpaceObject extends SharedObject {
     return state.role === "server" ? { clients: this.onlineClients() } : {};
   }
 
-  #isOnline(id: string, except: Socket): boolean {
+  /** Another open socket of client `id` that said HELLO, if any. */
+  #otherSocket(id: string, except: Socket): Socket | undefined {
     for (const socket of this.sockets(`client:${id}`)) {
-      if (socket.id !== except.id) return true;
+      if (socket.id !== except.id) return socket;
     }
-    return false;
+    return undefined;
+  }
+
+  #isOnline(id: string, except: Socket): boolean {
+    return this.#otherSocket(id, except) !== undefined;
   }
 
   /** Tells every server socket; never throws (a HELLO that told some cannot be taken back). */
-  #tellServers(message: [typeof Msg.CLIENT_ONLINE, string, number] | [typeof Msg.CLIENT_OFFLINE, string]): void {
+  #tellServers(message: [typeof Msg.CLIENT_ONLINE, string, number, string] | [typeof Msg.CLIENT_OFFLINE, string]): void {
     for (const server of this.sockets("server")) {
       if (server.readyState !== WebSocket.READY_STATE_OPEN) continue;
       try {
@@ -122,7 +131,13 @@ export class SpaceObject extends SharedObject {
         id, now, now,
       ).one().ord;
     }
-    if (!this.#isOnline(id, socket)) this.#tellServers([Msg.CLIENT_ONLINE, id, order]);
+    // Its stay online: the one of its other sockets, or a new one that this
+    // socket begins. A server that was away tells by it that the client left
+    // and came back meanwhile (the same id, online before and after).
+    const other = this.#otherSocket(id, socket);
+    const since = other?.state?.since ?? other?.id ?? socket.id;
+    socket.setState({ ...state, since });
+    if (!other) this.#tellServers([Msg.CLIENT_ONLINE, id, order, since]);
   }
 
   protected left(socket: Socket, state: SocketState): void {

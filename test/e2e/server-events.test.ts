@@ -1,9 +1,10 @@
 // The server's view of its clients: connect and disconnect events, the list in
 // order of first connection, and peers of clients that are offline.
 import { expect, test } from "vitest";
-import type { ClientPeer } from "sharevars";
+import { ClosedError, Server, type ClientPeer } from "sharevars";
 import { handles } from "../helpers/handles.js";
-import { uniqueSpace, until } from "../helpers/e2e.js";
+import { faultyLink } from "../helpers/proxy.js";
+import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const open = handles();
 
@@ -24,6 +25,13 @@ test("server.on('connect' | 'disconnect'), server.clients by order of first conn
   expect([server.clients[0].id, server.clients[1].id]).toEqual(["alice", "bob"]);
   expect(server.clients.ids()).toEqual(["alice", "bob"]);
   expect([...server.clients].map((peer) => peer.id)).toEqual(["alice", "bob"]);
+  expect(server.clients.map((peer, i) => `${i} ${peer.id}`)).toEqual(["0 alice", "1 bob"]);
+  const each: string[] = [];
+  server.clients.forEach((peer, i) => each.push(`${i} ${peer.id}`));
+  expect(each).toEqual(["0 alice", "1 bob"]);
+  expect(server.clients.filter((peer) => peer.id !== "alice").map((peer) => peer.id)).toEqual(["bob"]);
+  expect(server.clients.find((peer) => peer.id === "bob")?.id).toBe("bob");
+  expect([server.clients.some((peer) => peer.id === "bob"), server.clients.some((peer) => peer.id === "carol")]).toEqual([true, false]);
 
   alice["var1"] = 256;
   await alice.sync();
@@ -48,4 +56,55 @@ test("server.on('connect' | 'disconnect'), server.clients by order of first conn
   expect(peer.online).toBe(true);
   expect(await back.recv({ timeout: 5000 })).toBe("while you were away");
   void bob;
+});
+
+test("after server.close() a peer opens no connection: touched while it flushes or after it, its ready rejects", async () => {
+  const space = uniqueSpace("events");
+  const link = await faultyLink(workerUrl());
+  try {
+    const server = await Server.connect(link.url, { space, token: SERVER_TOKEN });
+    const alice = server.clients.get("alice");
+    await alice.ready;
+    link.latency(300);
+    alice["k"] = 1; // a write on its way: close() waits for it
+    const closing = server.close();
+    const bob = server.clients.get("bob"); // touched while close() flushes
+    const bobReady = bob.ready;
+    bobReady.catch(() => {});
+    await closing;
+    const carol = server.clients.get("carol"); // touched after close()
+    await expect(carol.ready).rejects.toBeInstanceOf(ClosedError);
+    await expect(bobReady).rejects.toBeInstanceOf(ClosedError);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(link.open).toBe(0);
+  } finally {
+    await link.close();
+  }
+});
+
+test("a server that was away hears of a client that left and came back meanwhile (disconnect, then connect)", async () => {
+  const space = uniqueSpace("events");
+  const link = await faultyLink(workerUrl());
+  try {
+    const server = await Server.connect(link.url, { space, token: SERVER_TOKEN });
+    const events: string[] = [];
+    server.on("connect", (peer: ClientPeer) => events.push(`connect ${peer.id}`));
+    server.on("disconnect", (id: string) => events.push(`disconnect ${id}`));
+    const alice = await open.client(space, "alice");
+    const bob = await open.client(space, "bob");
+    await until(() => events.length === 2, { what: "both connect events" });
+    link.down();
+    await until(() => server.status === "connecting", { what: "the server away" });
+    await alice.close(); // alice leaves and comes back (a new handle) while the server is away
+    await open.client(space, "alice");
+    link.up();
+    await until(() => server.status === "open", { what: "the server back" });
+    await until(() => events.length === 4, { what: "alice's disconnect and connect", timeout: 3000 });
+    expect(events).toEqual(["connect alice", "connect bob", "disconnect alice", "connect alice"]);
+    expect(server.clients.ids()).toEqual(["alice", "bob"]);
+    await server.close();
+    void bob;
+  } finally {
+    await link.close();
+  }
 });

@@ -6,7 +6,7 @@ import { expect, test } from "vitest";
 import { Msg } from "../../client/protocol.js";
 import type { ClientsPage, SharedObject } from "../../worker/shared-object.js";
 import type { SpaceObject } from "../../worker/space.js";
-import { spaceTarget, type Stub } from "./objects.js";
+import { spaceTarget, type ReadyWire, type Stub } from "./objects.js";
 import { until } from "./channels.js";
 
 type ClientRow = {
@@ -53,7 +53,7 @@ test("clients keep the order of their first HELLO; a known client's HELLO writes
   // Back later: still first in order, and the server hears it with that order.
   await target.client("alice");
   await until(async () => server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 3, "the server heard alice return");
-  expect(server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).at(-1)!.slice(1)).toEqual(["alice", 1]);
+  expect(server.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).at(-1)!.slice(1, 3)).toEqual(["alice", 1]);
   expect((await rows(target.stub)).map((r) => [r.id, r.ord])).toEqual([["alice", 1], ["bob", 2]]);
   bob.close();
 });
@@ -68,10 +68,40 @@ test("a server's HELLO lists the online clients in order of first connection, no
   await target.client("zed"); // online again, after amy
   await until(async () => watcher.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 3, "both are online");
   const server = await target.server();
-  expect((server.hello.result as { clients: unknown }).clients).toEqual([["zed", 1], ["amy", 2]]);
+  const ids = (wire: ReadyWire) => wire.hello.result!.clients!.map((c) => c.slice(0, 2));
+  expect(ids(server)).toEqual([["zed", 1], ["amy", 2]]);
   // Looked up a slice of ids at a time (one bound string is bounded), still in order.
   await target.client("bob");
   await runInDurableObject(target.stub, (object: SpaceObject) => void (object.onlineLookupSlice = 1));
   const again = await target.server();
-  expect((again.hello.result as { clients: unknown }).clients).toEqual([["zed", 1], ["amy", 2], ["bob", 3]]);
+  expect(ids(again)).toEqual([["zed", 1], ["amy", 2], ["bob", 3]]);
+});
+
+test("each stay online of a client has its own mark (since): kept while any of its sockets is open, new after it left", async () => {
+  const target = spaceTarget();
+  const watcher = await target.server();
+  const since = async () => {
+    const server = await target.server();
+    const clients = server.hello.result!.clients!;
+    server.close();
+    return clients.find(([id]) => id === "alice")?.[2];
+  };
+  const first = await target.client("alice");
+  const online = await watcher.waitFor((f) => f[0] === Msg.CLIENT_ONLINE && f[1] === "alice", "alice online");
+  expect(typeof online[3]).toBe("string");
+  expect(await since()).toBe(online[3]);
+  // A second socket (another tab) joins her stay; the first closing does not end it.
+  const second = await target.client("alice");
+  first.close();
+  await new Promise((r) => setTimeout(r, 100));
+  expect(await since()).toBe(online[3]);
+  // She leaves and comes back: a new stay, a new mark.
+  second.close();
+  await watcher.waitFor((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "alice", "alice offline");
+  await target.client("alice");
+  await until(async () => watcher.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).length === 2, "alice back");
+  const back = await since();
+  expect(back).toBeDefined();
+  expect(back).not.toBe(online[3]);
+  expect(watcher.frames.filter((f) => f[0] === Msg.CLIENT_ONLINE).at(-1)![3]).toBe(back);
 });
