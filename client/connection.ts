@@ -240,7 +240,7 @@ export class Connection {
     this.#inHand.clear();
     this.#quietAcks = [];
     clearTimeout(this.#ackTimer);
-    this.#socket.close(1000, "closed");
+    this.#socket.close(CloseCode.SESSION_ENDED);
     this.#settleReady.reject(error);
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();

@@ -101,11 +101,8 @@ export class SharedDict implements Iterable<[string, any]> {
 
   /** A plain object with a copy of every entry. */
   toObject(): Record<string, any> {
-    const out: Record<string, any> = {};
-    for (const [key, value] of this.entries()) {
-      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
-    }
-    return out;
+    // (fromEntries defines each key: one named "__proto__" is an own key, not the prototype.)
+    return Object.fromEntries(this.entries());
   }
 
   toJSON(): Record<string, any> {

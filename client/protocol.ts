@@ -107,6 +107,8 @@ export const CloseCode = {
   HELLO_TIMEOUT: 4008, // the socket said no HELLO in time
   FRAME_TOO_LARGE: 4009,
   TOO_MANY_CONNECTIONS: 4029,
+  /** Sent by a handle that closed for good: its session ends (what it was given and did not acknowledge goes back at once). */
+  SESSION_ENDED: 4100,
 } as const;
 
 /** Limits, enforced by the objects and checked early by the client library. */

@@ -101,7 +101,7 @@ export class ReconnectingSocket {
   }
 
   /** Closes for good: no reconnect, no close handler call. */
-  close(code: number, reason: string): void {
+  close(code: number, reason?: string): void {
     this.#closed = true;
     clearTimeout(this.#retry);
     clearTimeout(this.#stable);

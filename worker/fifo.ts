@@ -411,20 +411,28 @@ export class Fifo {
 
   /**
    * Socket `socket` of session `session` closed: its waits end, and what was
-   * delivered to it is held for its session for the grace period. Returns the
-   * fifos of the held items: that session may already wait on them again from
-   * its new socket.
+   * delivered to it is held for its session for the grace period (or, if
+   * `ended`, the session's handle closed for good: released). Returns the
+   * fifos of the items touched: that session may already wait on them again
+   * from its new socket, or others may take them.
    */
-  socketClosed(socket: string, session: string, now = Date.now()): string[] {
+  socketClosed(socket: string, session: string, now = Date.now(), ended = false): string[] {
     if (this.#waitList !== null) this.#waitList = this.#waitList.filter((w) => w.socket !== socket);
     if (this.#waitsSchema.exists) this.#sql.exec("DELETE FROM fifo_waits WHERE socket = ?", socket);
     if (!this.#used) return [];
     const fifos = new Set<string>();
-    for (const { fifo } of this.#sql.exec<{ fifo: string }>(
-      "UPDATE fifo_entries SET lease = NULL, held_until = ? WHERE session = ? AND lease = ? RETURNING fifo", now + RECONNECT_GRACE_MS, session, socket,
-    )) fifos.add(fifo);
+    // A session that ended (its handle closed) never comes back for what it
+    // was given and did not acknowledge (an item on its way as it closed,
+    // or held for it since an earlier socket): back in line at once.
+    for (const { fifo } of ended
+      ? this.#sql.exec<{ fifo: string }>(
+        "UPDATE fifo_entries SET lease = NULL, session = NULL, held_until = NULL WHERE session = ? AND (lease = ? OR lease IS NULL) RETURNING fifo", session, socket,
+      )
+      : this.#sql.exec<{ fifo: string }>(
+        "UPDATE fifo_entries SET lease = NULL, held_until = ? WHERE session = ? AND lease = ? RETURNING fifo", now + RECONNECT_GRACE_MS, session, socket,
+      )) fifos.add(fifo);
     for (const fifo of fifos) this.#ready.delete(fifo);
-    if (fifos.size > 0) this.#maybeHeld = true;
+    if (fifos.size > 0 && !ended) this.#maybeHeld = true;
     return [...fifos];
   }
 

@@ -465,7 +465,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#helloTimers.delete(socket);
   }
 
-  async onClose(socket: Socket): Promise<void> {
+  async onClose(socket: Socket, code?: number): Promise<void> {
     if (this.#ended.has(socket)) return;
     this.#ended.add(socket);
     if (this.#socketCount !== null && !this.#uncounted.has(socket)) this.#socketCount--;
@@ -473,7 +473,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#helloedCache?.delete(socket.id);
     const state = socket.state;
     if (!state) return;
-    const held = this.fifo.socketClosed(socket.id, state.session);
+    const held = this.fifo.socketClosed(socket.id, state.session, Date.now(), code === CloseCode.SESSION_ENDED);
     if (held.length > 0) {
       for (const fifo of held) this.serveWaiters(fifo);
       await this.#armHoldAlarm();
@@ -650,6 +650,32 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       throw error;
     }
     this.send(socket, [Msg.REPLY, id, result]);
+    await this.#supersede(socket, state.session);
+  }
+
+  /**
+   * A handle opens a new socket only once its old one ended on its side, but
+   * the object may see that one open for a while yet (a dead link's close
+   * comes late). Until it did, what was delivered there and never reached
+   * the handle stayed leased to it: the session's replayed receives passed it
+   * by and got later items first, and its waits there took items nobody
+   * would see. So a HELLO ends the session's other sockets as if they had
+   * closed: their waits end and their items are held for the session.
+   */
+  async #supersede(socket: Socket, session: string): Promise<void> {
+    for (const other of [...this.#helloed().values()]) {
+      if (other === socket || other.state?.session !== session) continue;
+      try {
+        other.close(1000, "superseded by a newer socket of its session");
+      } catch {
+        // closing already
+      }
+      try {
+        await this.onClose(other);
+      } catch (error) {
+        console.error("sharevars: ending a superseded socket", error);
+      }
+    }
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {

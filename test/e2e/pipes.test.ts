@@ -137,6 +137,34 @@ describe("a pipe end receives ahead", () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  test("close() while an item is on its way to the receive ahead: it goes back at once, not held for the closed handle", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("ahead");
+      const server = await open.server(space);
+      const peer = server.clients.get("alice");
+      const state = () => pipeState(space, "alice", "pipe:down:default");
+      const first = await open.client(space, "alice", {}, link.url);
+      await peer.send("a");
+      expect(await first.recv()).toBe("a");
+      await until(async () => (await state()).receivers === 1, { what: "the receive sent ahead" });
+      link.latency(300); // a slow link: "b" is still on its way when the handle closes
+      await peer.send("b"); // stored, and leased to the receive ahead
+      expect(await state()).toMatchObject({ delivered: 1, receivers: 0 });
+      await first.close({ flushTimeout: 0 });
+      // The closed handle's session never comes back: once the object sees the
+      // close, "b" is back in line for the next receiver (not held for 20 s,
+      // while later items pass it by).
+      await until(async () => (await state()).delivered === 0, { timeout: 5000, what: "b back in line" });
+      const second = await open.client(space, "alice");
+      await peer.send("c");
+      expect(await second.recv({ timeout: 5000 })).toBe("b");
+      expect(await second.recv({ timeout: 5000 })).toBe("c");
+    } finally {
+      await link.close();
+    }
+  });
+
   test("a recv that times out stops receiving ahead: the next item stays at the object", async () => {
     const { client, peer, state } = await afterOneItem();
     await expect(client.recv({ timeout: 100 })).rejects.toMatchObject({ name: "TimeoutError" });
