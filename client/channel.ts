@@ -14,6 +14,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { ClosedError, LimitError, TimeoutError } from "./errors.js";
+import { after, checkDelay } from "./delays.js";
 import { ErrorCode, Op, checkName, type ChannelKind, type WireItem } from "./protocol.js";
 
 export interface WaitOptions {
@@ -94,9 +95,7 @@ class ChannelEnd {
   /** Takes the next item, waiting for one as `options` allow. */
   protected async takeItem(options: WaitOptions = {}): Promise<any> {
     const { timeout, signal } = options;
-    if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
-      throw new TypeError("timeout is a number of milliseconds >= 0");
-    }
+    if (timeout !== undefined) checkDelay(timeout, "timeout");
     signal?.throwIfAborted();
     const connection = this.#open();
     const kind = this.#kind;
@@ -175,7 +174,7 @@ class ChannelEnd {
         };
         grace = setTimeout(check, CANCEL_GRACE_MS);
       };
-      const timer = timeout === undefined ? undefined : setTimeout(onTimeout, timeout);
+      const timer = timeout === undefined ? undefined : after(timeout, onTimeout);
       signal?.addEventListener("abort", onAbort, { once: true });
 
       reply.then(

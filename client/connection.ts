@@ -13,6 +13,7 @@
 // transaction on the object) instead of one message each. Acknowledgements,
 // and requests made to ride along with them (a pipe's next receive), wait for
 // the next request, or for a timer.
+import { after, checkDelay } from "./delays.js";
 import { ReconnectingSocket } from "./socket.js";
 import {
   CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
@@ -78,7 +79,6 @@ export class Connection {
   #nextId = 1;
   #helloId = 0;
   #isReady = false;
-  #everReady = false;
   #limits: LimitsInForce = Limits; // the defaults (a superset of the tunable ones) until HELLO
   #status: Status = "connecting";
   #inflight = new Map<number, Inflight>();
@@ -88,6 +88,7 @@ export class Connection {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** Items received ahead of the application (a pipe's next item) and not yet taken: handed back at close. */
   #inHand = new Set<number>();
+  /** Sockets whose HELLO succeeded (0: never ready yet). */
   #sockets = 0;
   /** Ids of ACK requests sent quiet (no reply), ascending, until a later request's reply shows them stored. */
   #quietAcks: number[] = [];
@@ -98,6 +99,8 @@ export class Connection {
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
   constructor(options: ConnectionOptions) {
+    const timeout = options.connectTimeout ?? 15_000;
+    checkDelay(timeout, "connectTimeout");
     this.#options = options;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
     this.ready.catch(() => {}); // observed through the owner's own promise
@@ -108,10 +111,8 @@ export class Connection {
       close: (code, reason) => this.#onClose(code, reason),
       final: (code) => FINAL_CLOSE_CODES.has(code),
     });
-    const timeout = options.connectTimeout ?? 15_000;
-    const timer = setTimeout(() => {
-      if (!this.#isReady && !this.#closedWith) this.#fail(new ClosedError(`could not connect to ${options.url} within ${timeout} ms`));
-    }, timeout);
+    // (Cleared once ready; #fail ignores a handle closed meanwhile.)
+    const timer = after(timeout, () => this.#fail(new ClosedError(`could not connect to ${options.url} within ${timeout} ms`)));
     this.ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
   }
 
@@ -272,7 +273,7 @@ export class Connection {
       return;
     }
     // One connection too many (before its HELLO was answered): a first connect fails with it.
-    if (code === CloseCode.TOO_MANY_CONNECTIONS && !this.#everReady) {
+    if (code === CloseCode.TOO_MANY_CONNECTIONS && this.#sockets === 0) {
       this.#fail(new LimitError(ErrorCode.TOO_MANY_CONNECTIONS, reason));
       return;
     }
@@ -304,17 +305,13 @@ export class Connection {
         return this.#settle(message[1], message[2], null);
       case Msg.ERROR: {
         const error = errorFromWire(message[2], message[3]);
-        // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
-        // once the snapshot is in, so that a reverted write shows the object's value.
-        if (message[1] !== this.#helloId && !this.#isReady) {
-          this.#early.push([message[1], error]);
-          return;
-        }
-        if (message[1] === this.#helloId && !this.#isReady) {
-          // Refused credentials end the handle; anything else only fails a first connect
-          // (a reconnect keeps trying: the object closes the socket and the socket backs off).
-          const final = error.code === ErrorCode.UNAUTHORIZED || error.code === ErrorCode.FORBIDDEN || error.code === ErrorCode.PROTOCOL_VERSION;
-          if (final || !this.#everReady) this.#fail(error);
+        if (!this.#isReady) {
+          // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
+          // once the snapshot is in, so that a reverted write shows the object's value.
+          if (message[1] !== this.#helloId) this.#early.push([message[1], error]);
+          // The HELLO's own: refused credentials end the handle; anything else only fails a first
+          // connect (a reconnect keeps trying: the object closes the socket, which backs off).
+          else if (this.#sockets === 0 || error instanceof AuthError || error.code === ErrorCode.PROTOCOL_VERSION) this.#fail(error);
           return;
         }
         return this.#settle(message[1], undefined, error);
@@ -333,7 +330,6 @@ export class Connection {
     for (const [id, error] of this.#early.splice(0)) this.#settle(id, undefined, error);
     this.#drainAcks(); // not ready yet: into #inflight, replayed first just below
     this.#isReady = true;
-    this.#everReady = true;
     this.#setStatus("open");
     this.#settleReady.resolve(result);
     const inflight = [...this.#inflight];

@@ -50,11 +50,6 @@ export class SharedDict implements Iterable<[string, any]> {
     return this.#replica;
   }
 
-  /** @internal */
-  get loaded(): boolean {
-    return this.#replica.loaded;
-  }
-
   #limits(): LimitsInForce {
     return this.#connection?.limits ?? Limits;
   }

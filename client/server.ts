@@ -121,7 +121,7 @@ export class ClientPeer {
   }
 
   toJSON(): Record<string, any> {
-    return this.#dict.loaded ? this.#dict.toObject() : {};
+    return this.#dict.replica.loaded ? this.#dict.toObject() : {};
   }
 
   // Node calls it on the proxy, which has no private fields: public members only.

@@ -1,5 +1,6 @@
 // Glue shared by the handles: a connection that feeds one SharedDict.
 import { Connection, type Status } from "./connection.js";
+import { after, checkDelay } from "./delays.js";
 import type { SharedDict } from "./dict.js";
 import { Msg, type HelloResult, type Message } from "./protocol.js";
 
@@ -44,15 +45,11 @@ export function combinedStatus(connections: Connection[]): Status {
  * in flight on them (items sent or put) have their outcome, or after `ms`.
  */
 export async function closeAfterWrites(connections: Connection[], sync: Promise<unknown>, ms: number): Promise<void> {
-  await flush(Promise.all([sync, ...connections.map((connection) => connection.writesSettled())]), ms);
-  for (const connection of connections) connection.close();
-}
-
-/** Waits for `work` at most `ms` milliseconds, ignoring its outcome (used before closing). */
-async function flush(work: Promise<unknown>, ms: number): Promise<void> {
-  const done = work.catch(() => {}); // its failure is reported elsewhere (sync()), never unhandled
-  if (ms <= 0) return;
+  // Their failures are sync()'s and each write's own to report, never unhandled here.
+  const done = Promise.all([sync, ...connections.map((connection) => connection.writesSettled())]).catch(() => {});
+  checkDelay(ms, "flushTimeout");
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  if (ms > 0) await Promise.race([done, new Promise<void>((resolve) => (timer = after(ms, resolve)))]);
   clearTimeout(timer);
+  for (const connection of connections) connection.close();
 }

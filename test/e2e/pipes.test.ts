@@ -1,6 +1,7 @@
 // Local pipes: a two-ended channel per (client, name); what one end sends,
 // only the other end receives, in order.
 import { describe, expect, test } from "vitest";
+import { Client } from "sharevars";
 import { handles } from "../helpers/handles.js";
 import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 import { faultyLink } from "../helpers/proxy.js";
@@ -261,5 +262,49 @@ describe("a pipe end receives ahead", () => {
     expect(got).toEqual([...Array(200).keys()]);
     expect(await client.pipes["default"].size()).toBe(0);
     expect(await peer.pipes["default"].size()).toBe(0);
+  });
+});
+
+describe("delays users give", () => {
+  test("a timeout of Infinity, or longer than setTimeout can wait (2^31 ms), waits: it does not fire at once", async () => {
+    const space = uniqueSpace("pipes");
+    const client = await open.client(space, "alice");
+    const server = await open.server(space);
+    // connectTimeout: Infinity means no limit (it used to fail the connect after 1 ms)
+    expect((await open.client(space, "carol", { connectTimeout: Infinity })).status).toBe("open");
+    const peer = server.clients.get("alice");
+    const settled = (p: Promise<unknown>) => p.then(() => "settled", (e) => `rejected: ${e?.name}`);
+    const waits = [
+      client.recv({ timeout: Infinity }),
+      client.pipes["long"].recv({ timeout: 2 ** 31 }),
+      client.globals.get({ timeout: 1e12 }),
+      peer.get({ timeout: Infinity }),
+    ];
+    const outcomes = waits.map(settled);
+    await new Promise((r) => setTimeout(r, 300));
+    await peer.send("a");
+    await peer.pipes["long"].send("b");
+    await server.put("c");
+    await client.put("d");
+    expect(await Promise.all(waits)).toEqual(["a", "b", "c", "d"]);
+    expect(await Promise.all(outcomes)).toEqual(["settled", "settled", "settled", "settled"]);
+    // and a close that may wait for ever still waits for its writes
+    client["k"] = 1;
+    const sent = client.send("last");
+    await client.close({ flushTimeout: Infinity });
+    await sent;
+    await until(() => peer["k"] === 1, { what: "the write to reach the server" });
+    expect(await peer.recv({ timeout: 5000 })).toBe("last");
+  });
+
+  test("a delay that is not a number >= 0 is a TypeError at the call", async () => {
+    const space = uniqueSpace("pipes");
+    const client = await open.client(space, "alice");
+    for (const timeout of [-1, NaN, "100"] as unknown as number[]) {
+      await expect(client.recv({ timeout })).rejects.toThrow(TypeError);
+      await expect(Client.connect(workerUrl(), { space, id: "bob", connectTimeout: timeout })).rejects.toThrow(/connectTimeout is a number of milliseconds/);
+      await expect(client.close({ flushTimeout: timeout })).rejects.toThrow(/flushTimeout is a number of milliseconds/);
+    }
+    expect(client.status).toBe("open");
   });
 });
