@@ -38,6 +38,9 @@ const MAX_WAITS_PER_OBJECT = 100_000;
 const HELLO_TIMEOUT_MS = 10_000;
 const OVER_LIMIT_HELLO_MS = 3000;
 
+/** The reason a socket closes with when a newer socket of its session took its place. */
+const SUPERSEDED = "superseded by a newer socket of its session";
+
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
 const ATTACHED_WAITS = 8;
@@ -195,11 +198,19 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   #helloed(): Map<string, Socket> {
     if (this.#helloedCache === null) {
       const all = new Map<string, Socket>();
-      for (const socket of this.getConnections<SocketState>()) if (socket.state) all.set(socket.id, socket);
+      for (const socket of this.getConnections<SocketState>()) {
+        const state = socket.state;
+        if (!state) continue;
+        all.set(socket.id, socket);
+        this.#sessionOf.set(socket, state.session);
+      }
       this.#helloedCache = all;
     }
     return this.#helloedCache;
   }
+
+  /** The session of each socket in #helloed() (read from its state once, not on every look-up). */
+  #sessionOf = new WeakMap<WebSocket, string>();
 
   // While a BATCH is served, what it sends waits in the outbox and leaves as
   // one BATCH message per socket at its end (see outbox.ts).
@@ -235,6 +246,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   async onMessage(socket: Socket, message: WSMessage): Promise<void> {
+    // Ended here already (superseded by a newer socket of its session): what
+    // still arrives on it is not served (a GET would lease an item to it for good).
+    if (this.#ended.has(socket)) return;
     this.#served.add(socket);
     if (typeof message === "string") {
       return this.sendError(socket, 0, ErrorCode.BAD_FRAME, "frames are binary CBOR, not text");
@@ -417,6 +431,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
    * any other that says nothing within HELLO_TIMEOUT_MS is closed.
    */
   async onConnect(socket: Socket): Promise<void> {
+    this.#opened.set(socket, ++this.#opens);
     this.#socketCount = (this.#socketCount ?? this.ctx.getWebSockets().length - 1) + 1;
     // Over the limit, count again: a socket that ended without a close event
     // (an error on a closing socket) would otherwise hold its place for good.
@@ -441,6 +456,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   #helloTimers = new Map<WebSocket, ReturnType<typeof setTimeout>>();
+  /** The order in which sockets opened on this instance (see #newerOfSession). */
+  #opened = new WeakMap<WebSocket, number>();
+  #opens = 0;
   /** Sockets that opened over the connection limit (their HELLO is refused). */
   #overLimit = new WeakSet<WebSocket>();
   /** Sockets a recount left out (closing then). */
@@ -450,12 +468,22 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return `this object takes at most ${this.maxConnections} connections`;
   }
 
-  /** The open socket other than `except` that has waited longest for its HELLO. */
+  /** Sockets whose HELLO is being authorized now. */
+  #authorizing = new WeakSet<WebSocket>();
+
+  /**
+   * The open socket other than `except` that has waited longest for its
+   * HELLO: one that sent none before one whose HELLO is being authorized
+   * (the owner that sent it would be shut out in favour of a silent socket).
+   */
   #oldestSilent(except: WebSocket): WebSocket | undefined {
+    let checking: WebSocket | undefined;
     for (const ws of this.#helloTimers.keys()) {
-      if (ws !== except && ws.readyState === WebSocket.READY_STATE_OPEN) return ws;
+      if (ws === except || ws.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      if (!this.#authorizing.has(ws)) return ws;
+      checking ??= ws;
     }
-    return undefined;
+    return checking;
   }
 
   #helloDone(socket: WebSocket): void {
@@ -592,9 +620,21 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       throw new ProtocolError(ErrorCode.PROTOCOL_VERSION, `this worker speaks protocol ${PROTOCOL_VERSION}, the library ${args.v}`, CloseCode.PROTOCOL_VERSION);
     }
     const { role, clientId } = SharedObject.roleOf(socket);
-    await this.authorize(role, clientId, args);
+    this.#authorizing.add(socket);
+    try {
+      await this.authorize(role, clientId, args);
+    } finally {
+      this.#authorizing.delete(socket);
+    }
     // It closed while the token was checked: its close was handled already, without a state.
     if (socket.readyState !== WebSocket.READY_STATE_OPEN) return;
+    // A socket of its session that opened after it joined meanwhile: this
+    // one is the stale one (its handle gave it up and opened that one), and
+    // it is the one that ends, not the newer.
+    if (this.#newerOfSession(socket, args.session)) {
+      socket.close(1000, SUPERSEDED);
+      return;
+    }
     let open = 0;
     for (const _ of this.sockets()) open++;
     // One that opened over the limit may have found room since (others closed).
@@ -640,6 +680,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     socket.setState(state);
     this.#helloDone(socket);
     this.#helloedCache?.set(socket.id, socket);
+    this.#sessionOf.set(socket, state.session);
     try {
       this.joined(socket, state); // (what it tells others comes last, and cannot fail)
     } catch (error) {
@@ -664,9 +705,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
    */
   async #supersede(socket: Socket, session: string): Promise<void> {
     for (const other of [...this.#helloed().values()]) {
-      if (other === socket || other.state?.session !== session) continue;
+      if (other === socket || this.#sessionOf.get(other) !== session) continue;
       try {
-        other.close(1000, "superseded by a newer socket of its session");
+        other.close(1000, SUPERSEDED);
       } catch {
         // closing already
       }
@@ -675,7 +716,25 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       } catch (error) {
         console.error("sharevars: ending a superseded socket", error);
       }
+      // Its end was handled: its close event, should it come after a
+      // hibernation (which forgets #ended), finds no state and does nothing again.
+      try {
+        other.setState(null as never);
+      } catch {
+        // closed already
+      }
     }
+  }
+
+  /** Whether a socket of `session` that opened after `socket` (on this instance) has joined. */
+  #newerOfSession(socket: Socket, session: string): boolean {
+    const mine = this.#opened.get(socket);
+    if (mine === undefined) return false;
+    for (const other of this.#helloed().values()) {
+      if (other === socket || other.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      if ((this.#opened.get(other) ?? 0) > mine && this.#sessionOf.get(other) === session) return true;
+    }
+    return false;
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {

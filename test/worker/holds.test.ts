@@ -5,7 +5,7 @@
 // running the object's alarm, as the runtime would 20 s later.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, test } from "vitest";
-import { CloseCode, Msg } from "../../client/protocol.js";
+import { CloseCode, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, type Stub, type Target } from "./objects.js";
@@ -204,5 +204,57 @@ describe.each(KINDS)("a session that reconnects before the %s saw its old socket
     expect((await got(fresh, replayed))?.value).toBe("first");
     expect((await take(fresh))?.value).toBe("second");
     old.close();
+  });
+
+  test("a request still arriving on the old socket once it was ended is not served: the item stays the session's", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const old = await target.client("alice", { session });
+    const producer = await target.server();
+    await put(producer, "x");
+    // The old socket as the object sees it, kept to hand it a message after it was ended.
+    await runInDurableObject(target.stub, (object: SharedObject) => {
+      (object as unknown as { old?: WebSocket }).old = [...object.getConnections<{ session: string }>()].find((c) => c.state?.session === session);
+    });
+    const fresh = await target.client("alice", { session });
+    expect(await old.closed).toMatchObject({ code: 1000 });
+    // A GET sent on the old socket before its handle gave it up, arriving now (a slow link).
+    await runInDurableObject(target.stub, async (object: SharedObject) => {
+      const ws = (object as unknown as { old: WebSocket }).old;
+      expect(ws).toBeDefined();
+      await object.webSocketMessage(ws, new Uint8Array(encodeFrame([Op.GET, 99, "queue", "default", false])).buffer);
+    });
+    // Nothing was leased to the ended socket: the session's new socket gets x.
+    expect((await take(fresh))?.value).toBe("x");
+  });
+
+  test("an older socket of the session whose HELLO completes late does not end the newer one", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const stale = await target.raw();
+    // Its HELLO waits in authorize (a slow check) until the newer socket has joined.
+    await runInDurableObject(target.stub, (object: SharedObject) => {
+      const o = object as unknown as { authorize: (...args: unknown[]) => Promise<void>; release: () => void };
+      const real = o.authorize.bind(object);
+      const gate = new Promise<void>((resolve) => (o.release = resolve));
+      let first = true;
+      o.authorize = async (...args: unknown[]) => {
+        if (first) {
+          first = false;
+          await gate;
+        }
+        return real(...args);
+      };
+    });
+    const staleHello = stale.id();
+    stale.send([Op.HELLO, staleHello, { v: PROTOCOL_VERSION, session }]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const fresh = await target.client("alice", { session });
+    await runInDurableObject(target.stub, (object: SharedObject) => (object as unknown as { release: () => void }).release());
+    // The stale socket is the one ended; the newer one stays and is served.
+    expect(await stale.closed).toMatchObject({ code: 1000 });
+    expect(await size(fresh)).toBe(0);
+    expect(fresh.ws.readyState).toBe(WebSocket.READY_STATE_OPEN);
+    fresh.close();
   });
 });

@@ -270,6 +270,35 @@ test("a send to one server failing while a client joins: the client still joins,
   s2.close();
 });
 
+test("one over the limit takes the place of a socket that sent nothing, not of one whose HELLO is being checked", async () => {
+  const { path, stub } = await eveWithRoomFor(2);
+  const owner = await Wire.open(path); // the oldest: its HELLO is on its way through authorize
+  const silent = await Wire.open(path);
+  const late = await Wire.open(path); // over the limit
+  await runInDurableObject(stub, (object: SharedObject) => {
+    const o = object as unknown as { authorize: (...args: unknown[]) => Promise<void>; release: () => void };
+    const real = o.authorize.bind(object);
+    const gate = new Promise<void>((resolve) => (o.release = resolve));
+    let first = true;
+    o.authorize = async (...args: unknown[]) => {
+      if (first) {
+        first = false;
+        await gate; // a slow check
+      }
+      return real(...args);
+    };
+  });
+  const hello = owner.id();
+  owner.send([Op.HELLO, hello, { v: PROTOCOL_VERSION, session: crypto.randomUUID() }]);
+  await new Promise((r) => setTimeout(r, 100));
+  expect((await late.hello()).reply[0]).toBe(Msg.REPLY);
+  expect((await silent.closed).code).toBe(4029);
+  await runInDurableObject(stub, (object: SharedObject) => (object as unknown as { release: () => void }).release());
+  expect((await owner.reply(hello))[0]).toBe(Msg.REPLY);
+  owner.close();
+  late.close();
+});
+
 test("a socket that opened over the limit says HELLO after another left: it is let in", async () => {
   const { path, stub } = await eveWithRoomFor(2);
   const a = await Wire.ready(path);
