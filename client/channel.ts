@@ -122,7 +122,7 @@ class ChannelEnd {
     // one, it is that receive, cancelled at once unless its item is here.
     if (timeout === 0 && !ahead) {
       const item = (await connection.request((id) => [Op.GET, id, kind, name, false])) as WireItem | null;
-      if (item === null) throw new TimeoutError(`${what} is empty`);
+      if (item === null) throw new TimeoutError(`${what} is empty`); // (as a timeout of 0 below)
       return this.#accept(connection, item);
     }
 
@@ -164,7 +164,7 @@ class ChannelEnd {
       // before the answer (a slow but open link is waited for: giving up there
       // would bring back the endless hand-back).
       const onTimeout = () => {
-        const error = new TimeoutError(timeout === 0 ? `${what} is empty` : `nothing arrived on ${what} within ${timeout} ms`);
+        const error = new TimeoutError(timeout ? `nothing arrived on ${what} within ${timeout} ms` : `${what} is empty`);
         if (connection.status !== "open") return giveUp(error);
         timedOut = error;
         cancel();

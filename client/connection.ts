@@ -66,6 +66,9 @@ function end(request: Inflight, value: unknown, error: SharevarsError | null): v
   else request.resolve(value);
 }
 
+/** A write whose reply will never come: the object applied or refused it, and which is not known. */
+const outcomeUnknown = () => errorFromWire(ErrorCode.OUTCOME_UNKNOWN, "its reply was lost: it may have been applied");
+
 function randomSession(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -235,17 +238,17 @@ export class Connection {
     if (this.#closedWith) return;
     this.#closedWith = error;
     this.#isReady = false;
-    this.#outbox = [];
+    this.#outbox = []; // (frames it will never send; what else it holds is never read again)
     this.#acks = [];
     this.#riders = [];
-    this.#inHand.clear();
-    this.#quietAcks = [];
     clearTimeout(this.#ackTimer);
     this.#socket.close(CloseCode.SESSION_ENDED);
     this.#settleReady.reject(error);
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
-    for (const request of inflight) end(request, undefined, error);
+    // A write this handle may have sent (it was ready once) ends with its
+    // outcome unknown, not as if it had never been made: it may be stored.
+    for (const request of inflight) end(request, undefined, request.kind === "write" && this.#sockets ? outcomeUnknown() : error);
     this.#setStatus("closed");
   }
 
@@ -344,9 +347,7 @@ export class Connection {
       if (request.kind === "ack") continue;
       if (request.kind === "write" && id <= result.lastSeq) {
         this.#inflight.delete(id);
-        end(request, undefined, id >= first! && id <= last!
-          ? errorFromWire(ErrorCode.OUTCOME_UNKNOWN, "reply lost, and whether it was applied no longer known")
-          : null);
+        end(request, undefined, id >= first! && id <= last! ? outcomeUnknown() : null);
       } else {
         this.#socket.send(request.frame);
       }

@@ -56,6 +56,23 @@ describe("close", () => {
     expect(await peer.recv({ timeout: 1000 })).toBe("hello");
     expect(await server.get({ timeout: 1000 })).toBe("news");
   });
+
+  test("close() that does not wait for replies: those writes fail as OUTCOME_UNKNOWN (they may be stored), never as not made", async () => {
+    const space = uniqueSpace("queues-close");
+    const client = await Client.connect(workerUrl(), { space, id: "alice" });
+    const server = await open.server(space);
+    const outcome = (p: Promise<unknown>) => p.then(() => "resolved", (e) => `${e.name} ${e.code}`);
+    const sends = Array.from({ length: 5 }, (_, i) => outcome(client.send(i)));
+    client["k"] = 1;
+    const sync = outcome(client.sync());
+    await client.close({ flushTimeout: 0 });
+    expect(await Promise.all(sends)).toEqual(Array(5).fill("SharevarsError OUTCOME_UNKNOWN"));
+    expect(await sync).toBe("SharevarsError OUTCOME_UNKNOWN");
+    // They were sent: the object stored them all.
+    const peer = server.clients.get("alice");
+    for (let i = 0; i < 5; i++) expect(await peer.recv({ timeout: 2000 })).toBe(i);
+    await until(async () => (await peer.ready, peer["k"] === 1), { what: "the dict write stored" });
+  });
 });
 
 describe("global queues", () => {
