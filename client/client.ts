@@ -93,8 +93,10 @@ export class Client extends DictHandle<HandleEvents> {
     this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global);
     this.#pipes = pipesOf(() => this.#own);
     // Two connections make one status: reported when it changes, not when either does.
+    // One closed for good (refused on reconnect) closes the handle whole.
     let reported: Status | undefined;
     const onStatus = () => {
+      if (this.status === "closed") void this.close({ flushTimeout: 0 }); // (closes at once: it never waits, never rejects)
       if (this.status !== reported) events.emit("status", (reported = this.status));
     };
     const common = { onStatus, connectTimeout: options.connectTimeout };
@@ -149,7 +151,7 @@ export class Client extends DictHandle<HandleEvents> {
    * writes, and items sent or put) to be durable, then closes.
    */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
-    await closeAfterWrites([this.#own, this.#spaceConnection], this.sync(), flushTimeout);
+    await closeAfterWrites([this.#own, this.#spaceConnection], flushTimeout);
   }
 
 }

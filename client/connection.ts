@@ -55,6 +55,8 @@ interface Inflight {
   onReply?: OnReply;
   /** A write's promise (see writesSettled). */
   promise?: Promise<unknown>;
+  /** Handed to a socket at least once (made while ready, or sent again after a HELLO). */
+  sent?: boolean;
 }
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
@@ -106,7 +108,6 @@ export class Connection {
     checkDelay(timeout, "connectTimeout");
     this.#options = options;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
-    this.ready.catch(() => {}); // observed through the owner's own promise
     // Reconnects back off, with jitter (socket.ts); the first open is immediate.
     this.#socket = new ReconnectingSocket(options.url, {
       open: () => this.#onOpen(),
@@ -114,7 +115,9 @@ export class Connection {
       close: (code, reason) => this.#onClose(code, reason),
       final: (code) => FINAL_CLOSE_CODES.has(code),
     });
-    // (Cleared once ready; #fail ignores a handle closed meanwhile.)
+    // (Cleared once ready; #fail ignores a handle closed meanwhile.) Its
+    // rejection handler also keeps a failed `ready` from being unhandled: the
+    // owner reports it through its own promise.
     const timer = after(timeout, () => this.#fail(new ClosedError(`could not connect to ${options.url} within ${timeout} ms`)));
     this.ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
   }
@@ -161,7 +164,7 @@ export class Connection {
       return Promise.reject(new LimitError(ErrorCode.FRAME_TOO_LARGE, `a frame is limited to ${Limits.MAX_FRAME_BYTES} bytes (this one has ${frame.byteLength})`));
     }
     const promise = new Promise((resolve, reject) => {
-      this.#inflight.set(id, { frame, kind, resolve, reject, onReply });
+      this.#inflight.set(id, { frame, kind, resolve, reject, onReply, sent: this.#isReady });
       if (!this.#isReady) return; // sent after the next HELLO
       if (!rides) {
         if (this.#outbox.push(frame) === 1) queueMicrotask(() => this.#flush());
@@ -238,17 +241,17 @@ export class Connection {
     if (this.#closedWith) return;
     this.#closedWith = error;
     this.#isReady = false;
-    this.#outbox = []; // (frames it will never send; what else it holds is never read again)
-    this.#acks = [];
-    this.#riders = [];
+    // (#outbox and #riders are empty: close() flushed them, and nothing else
+    // fails a ready connection. Acknowledgements left are never sent: what
+    // they acknowledge goes back with the session.)
     clearTimeout(this.#ackTimer);
     this.#socket.close(CloseCode.SESSION_ENDED);
     this.#settleReady.reject(error);
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
-    // A write this handle may have sent (it was ready once) ends with its
-    // outcome unknown, not as if it had never been made: it may be stored.
-    for (const request of inflight) end(request, undefined, request.kind === "write" && this.#sockets ? outcomeUnknown() : error);
+    // A write this handle sent ends with its outcome unknown, not as if it had
+    // never been made: it may be stored. One never sent fails with `error`.
+    for (const request of inflight) end(request, undefined, request.kind === "write" && request.sent ? outcomeUnknown() : error);
     this.#setStatus("closed");
   }
 
@@ -349,6 +352,7 @@ export class Connection {
         this.#inflight.delete(id);
         end(request, undefined, id >= first! && id <= last! ? outcomeUnknown() : null);
       } else {
+        request.sent = true;
         this.#socket.send(request.frame);
       }
     }

@@ -7,6 +7,7 @@ import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
 import { AuthError } from "./errors.js";
+import { checkDelay } from "./delays.js";
 import { DictHandle } from "./handle.js";
 import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
 import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
@@ -249,7 +250,11 @@ export class Server extends DictHandle<ServerEvents> {
     this.#connection = dictConnection(global, spaceUrl(url, options.space, { role: "server" }), options.token, {
       onReady: (result) => this.#onReady(result),
       onMessage: (message) => this.#onMessage(message),
-      onStatus: () => events.emit("status", this.status),
+      onStatus: () => {
+        // Closed for good (refused on reconnect): the peers' connections close too.
+        if (this.status === "closed") void this.close({ flushTimeout: 0 });
+        events.emit("status", this.status);
+      },
       connectTimeout: options.connectTimeout,
     });
   }
@@ -344,8 +349,9 @@ export class Server extends DictHandle<ServerEvents> {
    * writes, and items sent or put) to be durable, then closes every connection.
    */
   async close({ flushTimeout = 5000 }: { flushTimeout?: number } = {}): Promise<void> {
+    checkDelay(flushTimeout, "flushTimeout"); // (before anything changes: a bad call closes nothing)
     this.#closing = true;
-    await closeAfterWrites([this.#connection, ...this.#peerConnections], this.sync(), flushTimeout);
+    await closeAfterWrites([this.#connection, ...this.#peerConnections], flushTimeout);
   }
 
 }

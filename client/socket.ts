@@ -31,6 +31,7 @@ export class ReconnectingSocket {
   #on: SocketHandlers;
   #ws: WebSocket | null = null;
   #failures = 0;
+  /** The next reconnect, or the connect timeout of the socket under way. */
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stable: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -51,7 +52,8 @@ export class ReconnectingSocket {
     }
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
-    const timeout = setTimeout(() => drop(1006, "timeout"), CONNECT_TIMEOUT_MS);
+    // In #retry (idle while a socket is under way): close() clears it too.
+    this.#retry = setTimeout(() => drop(1006, "timeout"), CONNECT_TIMEOUT_MS);
     // This socket is done (closed, failed or timed out): report it, then retry.
     const drop = (code: number, reason: string) => {
       if (this.#ws !== ws) return;
@@ -61,13 +63,13 @@ export class ReconnectingSocket {
       } catch {
         // already closed
       }
-      clearTimeout(timeout);
+      clearTimeout(this.#retry);
       clearTimeout(this.#stable);
       this.#on.close(code, reason);
       if (!this.#on.final(code)) this.#reconnect();
     };
     ws.onopen = () => {
-      clearTimeout(timeout);
+      clearTimeout(this.#retry);
       this.#on.open();
     };
     ws.onmessage = (event) => this.#on.message(event.data);

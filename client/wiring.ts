@@ -41,13 +41,13 @@ export function combinedStatus(connections: Connection[]): Status {
 }
 
 /**
- * Closes a handle's connections once its dict writes (`sync`) and every write
- * in flight on them (items sent or put) have their outcome, or after `ms`.
+ * Closes a handle's connections once every write in flight on them (dict
+ * writes, items sent or put) has its outcome, or after `ms`. Their failures
+ * are not taken here: a dict write's is the next sync()'s to report.
  */
-export async function closeAfterWrites(connections: Connection[], sync: Promise<unknown>, ms: number): Promise<void> {
-  // Their failures are sync()'s and each write's own to report, never unhandled here.
-  const done = Promise.all([sync, ...connections.map((connection) => connection.writesSettled())]).catch(() => {});
+export async function closeAfterWrites(connections: Connection[], ms: number): Promise<void> {
   checkDelay(ms, "flushTimeout");
+  const done = Promise.all(connections.map((connection) => connection.writesSettled()));
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (ms > 0) await Promise.race([done, new Promise<void>((resolve) => (timer = after(ms, resolve)))]);
   clearTimeout(timer);

@@ -1,6 +1,7 @@
 // The built package works from another project: `import { Client, Server }
 // from "sharevars"` resolves through package.json "exports" to dist/.
 import { execFileSync, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -71,6 +72,35 @@ test("the built types: one variable holds the global dict's handle on either sid
   const consumer = run.node(["main.ts"], { URL_: workerUrl(), SPACE: uniqueSpace("package"), TOKEN: SERVER_TOKEN }, project);
   expect(await consumer.exited, consumer.output()).toBe(0);
   expect(consumer.output()).toContain("seen client k, server k");
+});
+
+test("close() leaves no timer behind: a process ends at once (a connect that timed out, a peer touched after server.close())", async () => {
+  const silent = createServer(() => {}); // takes the TCP connection, never answers the upgrade
+  await new Promise<void>((done) => silent.listen(0, "127.0.0.1", done));
+  try {
+    const script = `
+      import { Client, Server } from ${JSON.stringify(join(ROOT, "dist/index.js"))};
+      const { MODE, URL_, SPACE, TOKEN } = process.env;
+      const started = Date.now();
+      process.on("exit", () => console.log("ended after", Date.now() - started, "ms"));
+      if (MODE === "silent") await Client.connect(URL_, { space: SPACE, id: "a", connectTimeout: 300 }).catch((e) => console.log(e.name));
+      else {
+        const server = await Server.connect(URL_, { space: SPACE, token: TOKEN });
+        await server.close();
+        await server.clients.get("x").send(1).catch((e) => console.log(e.name));
+      }
+    `;
+    const silentUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    for (const [MODE, URL_] of [["silent", silentUrl], ["peer", workerUrl()]]) {
+      const script_ = run.node(["--input-type=module", "-e", script], { MODE, URL_, SPACE: uniqueSpace("package"), TOKEN: SERVER_TOKEN });
+      expect(await script_.exited, script_.output()).toBe(0);
+      expect(script_.output()).toContain("ClosedError");
+      // (the socket's own connect timeout, 5 s, used to keep it running)
+      expect(Number(/ended after (\d+) ms/.exec(script_.output())?.[1]), `${MODE}: ${script_.output()}`).toBeLessThan(2000);
+    }
+  } finally {
+    silent.close();
+  }
 });
 
 test("npm pack holds the library (ESM, types), the worker entry and the README, and no sources or tests", () => {

@@ -300,11 +300,18 @@ describe("delays users give", () => {
   test("a delay that is not a number >= 0 is a TypeError at the call", async () => {
     const space = uniqueSpace("pipes");
     const client = await open.client(space, "alice");
+    const server = await open.server(space);
     for (const timeout of [-1, NaN, "100"] as unknown as number[]) {
       await expect(client.recv({ timeout })).rejects.toThrow(TypeError);
       await expect(Client.connect(workerUrl(), { space, id: "bob", connectTimeout: timeout })).rejects.toThrow(/connectTimeout is a number of milliseconds/);
       await expect(client.close({ flushTimeout: timeout })).rejects.toThrow(/flushTimeout is a number of milliseconds/);
+      await expect(server.close({ flushTimeout: timeout })).rejects.toThrow(/flushTimeout is a number of milliseconds/);
     }
-    expect(client.status).toBe("open");
+    // A bad call changed nothing: both handles work on, a peer too.
+    expect([client.status, server.status]).toEqual(["open", "open"]);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    await peer.send("still open");
+    expect(await client.recv({ timeout: 5000 })).toBe("still open");
   });
 });

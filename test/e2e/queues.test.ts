@@ -3,6 +3,7 @@
 import { describe, expect, test } from "vitest";
 import { Client } from "sharevars";
 import { handles } from "../helpers/handles.js";
+import { faultyLink } from "../helpers/proxy.js";
 import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 
 const open = handles();
@@ -72,6 +73,44 @@ describe("close", () => {
     const peer = server.clients.get("alice");
     for (let i = 0; i < 5; i++) expect(await peer.recv({ timeout: 2000 })).toBe(i);
     await until(async () => (await peer.ready, peer["k"] === 1), { what: "the dict write stored" });
+  });
+});
+
+describe("close: what its writes tell", () => {
+  const outcome = (p: Promise<unknown>) => p.then(() => "resolved", (e) => `${e.name} ${e.code}`);
+
+  test("a dict write close() cut off is told by the next sync() (close() does not take its failure)", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const client = await Client.connect(link.url, { space: uniqueSpace("queues-close"), id: "alice" });
+      link.latency(300);
+      client["k"] = 1; // a dict write has no promise of its own: sync() is its only report
+      await client.close({ flushTimeout: 0 });
+      expect(await outcome(client.sync())).toBe("SharevarsError OUTCOME_UNKNOWN");
+      expect(await outcome(client.sync())).toBe("resolved"); // told once
+    } finally {
+      await link.close();
+    }
+  });
+
+  test("a write made while reconnecting was never sent: close() fails it with ClosedError, not OUTCOME_UNKNOWN", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const client = await Client.connect(link.url, { space: uniqueSpace("queues-close"), id: "alice" });
+      link.latency(300);
+      const inFlight = outcome(client.send("sent")); // leaves now; its reply is lost with the link
+      await new Promise((r) => setTimeout(r, 50));
+      link.down();
+      await until(() => client.status === "connecting", { what: "the drop" });
+      const never = outcome(client.send("never sent"));
+      client["k"] = 1;
+      await client.close({ flushTimeout: 0 });
+      expect(await inFlight).toBe("SharevarsError OUTCOME_UNKNOWN");
+      expect(await never).toBe("ClosedError CLOSED");
+      expect(await outcome(client.sync())).toBe("ClosedError CLOSED");
+    } finally {
+      await link.close();
+    }
   });
 });
 

@@ -2,11 +2,12 @@
 // issued for its id and space; nothing else gets in, and no client reaches
 // another client's dict, pipes or queues by any route.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Client, ErrorCode, Server } from "sharevars";
+import { Client, ClosedError, ErrorCode, Server } from "sharevars";
 import { Msg, Op } from "../../client/protocol.js";
 import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
 import { rawSocket } from "../helpers/raw.js";
-import { uniqueSpace } from "../helpers/e2e.js";
+import { faultyLink } from "../helpers/proxy.js";
+import { uniqueSpace, until } from "../helpers/e2e.js";
 
 let worker: LocalWorker;
 beforeAll(async () => {
@@ -123,6 +124,30 @@ describe("client tokens", () => {
     // bob's state is untouched
     expect(bob["secret"]).toBe("bob's");
     expect(await bob.queues["default"].size()).toBe(1);
+  });
+
+  test("a client refused on reconnect (its token expired) is closed whole: no socket left open, nothing more accepted", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const link = await faultyLink(worker.url);
+    try {
+      const token = await s.issueClientToken("alice", { ttlSeconds: 1 });
+      const alice = await Client.connect(link.url, { space, token });
+      const statuses: string[] = [];
+      alice.on("status", (status) => statuses.push(status));
+      const expiry = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp * 1000;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry - Date.now()) + 1100));
+      // Only the socket to alice's own object drops (that object restarted, say): its reconnect is refused.
+      expect(link.cut("/clients/alice/")).toBe(1);
+      await until(() => alice.status === "closed", { what: "alice closed" });
+      // Her other connection (to the space) closed with it: no socket left, no write taken.
+      await until(() => link.open === 0, { timeout: 3000, what: "every socket of alice closed" });
+      expect(() => (alice.globals["k"] = 1)).toThrow(ClosedError);
+      await expect(alice.globals.put(1)).rejects.toBeInstanceOf(ClosedError);
+      expect(statuses).toEqual(["connecting", "closed"]);
+    } finally {
+      await link.close();
+    }
   });
 
   test("tokens never reach the worker's log", async () => {

@@ -5,8 +5,8 @@ import { createServer, connect, type Socket } from "node:net";
 
 export interface FaultyLink {
   url: string;
-  /** Destroys every open connection through the proxy; returns how many. */
-  cut(): number;
+  /** Destroys every open connection through the proxy (or those whose request line contains `path`); returns how many. */
+  cut(path?: string): number;
   /** An outage: cuts everything and refuses new connections until up(). */
   down(): void;
   up(): void;
@@ -31,6 +31,8 @@ export interface FaultyLink {
 export async function faultyLink(targetUrl: string, { compression = true } = {}): Promise<FaultyLink> {
   const target = new URL(targetUrl);
   const pairs = new Set<[Socket, Socket]>();
+  /** Each connection's first line (the WebSocket upgrade request: "GET /v1/... HTTP/1.1"). */
+  const requestLines = new Map<Socket, string>();
   let isDown = false;
   let bytesDown = 0;
   let latency = 0;
@@ -48,12 +50,14 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
       return;
     }
     const outgoing = connect(Number(target.port), target.hostname);
+    incoming.once("data", (chunk: Buffer) => requestLines.set(incoming, chunk.toString("latin1").split("\r\n")[0]));
     outgoing.on("data", (chunk: Buffer) => (bytesDown += chunk.length));
     const pair: [Socket, Socket] = [incoming, outgoing];
     pairs.add(pair);
     const drop = () => {
       pairs.delete(pair);
       held.delete(incoming);
+      requestLines.delete(incoming);
       incoming.destroy();
       outgoing.destroy();
     };
@@ -77,13 +81,16 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
-  const cut = () => {
-    const n = pairs.size;
-    for (const [incoming, outgoing] of [...pairs]) {
+  const cut = (path?: string) => {
+    let n = 0;
+    for (const pair of [...pairs]) {
+      const [incoming, outgoing] = pair;
+      if (path !== undefined && !requestLines.get(incoming)?.includes(path)) continue;
       incoming.resetAndDestroy();
       outgoing.destroy();
+      pairs.delete(pair);
+      n++;
     }
-    pairs.clear();
     return n;
   };
   return {
