@@ -123,16 +123,19 @@ export class VersionedDict {
   }
 
   /**
-   * Live entries with keys after `after`, in key order: at most `limit` of
-   * them and about `maxBytes` of values (at least one). `more`: others follow.
+   * Live entries with keys after `after` (none: from the first key, which
+   * may be the empty string), in key order: at most `limit` of them and
+   * about `maxBytes` of values (at least one). `more`: others follow.
    */
-  page(after: string, limit: number, maxBytes: number): { entries: [string, Uint8Array][]; more: boolean } {
+  page(after: string | undefined, limit: number, maxBytes: number): { entries: [string, Uint8Array][]; more: boolean } {
     const entries: [string, Uint8Array][] = [];
     if (!this.#schema.exists) return { entries, more: false };
     let bytes = 0;
-    const rows = this.#sql.exec<{ key: string; value: ArrayBuffer }>(
-      "SELECT key, value FROM dict WHERE key > ? AND value IS NOT NULL ORDER BY key LIMIT ?", after, limit + 1,
-    );
+    const rows = after === undefined
+      ? this.#sql.exec<{ key: string; value: ArrayBuffer }>("SELECT key, value FROM dict WHERE value IS NOT NULL ORDER BY key LIMIT ?", limit + 1)
+      : this.#sql.exec<{ key: string; value: ArrayBuffer }>(
+        "SELECT key, value FROM dict WHERE key > ? AND value IS NOT NULL ORDER BY key LIMIT ?", after, limit + 1,
+      );
     for (const row of rows) {
       if (entries.length === limit || (entries.length > 0 && bytes + row.value.byteLength > maxBytes)) return { entries, more: true };
       entries.push([row.key, new Uint8Array(row.value)]);
@@ -183,7 +186,9 @@ export class VersionedDict {
     const rows = this.#rows(keys);
     let added = 0;
     for (const key of keys) if (rows.get(key) !== true) added++;
-    if (live + added > limits.MAX_KEYS_PER_DICT) {
+    // A write that adds no key passes even where a lowered limit is below the
+    // live count already (as the library checks it): it changes values only.
+    if (added > 0 && live + added > limits.MAX_KEYS_PER_DICT) {
       throw new ProtocolError(ErrorCode.TOO_MANY_KEYS, `a dict is limited to ${limits.MAX_KEYS_PER_DICT} keys`);
     }
     return rows;

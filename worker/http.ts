@@ -27,7 +27,7 @@
 import { decodeValue, encodeValue } from "../client/codec.js";
 import { ErrorCode, Limits, checkKey, checkName } from "../client/protocol.js";
 import { ProtocolError } from "./errors.js";
-import { NotJsonError, toJson } from "./json.js";
+import { NotJsonError, OverBudgetError, jsonBudget, jsonTree, toJson } from "./json.js";
 import type { ClientsPage, SharedObject } from "./shared-object.js";
 
 const CBOR = "application/cbor";
@@ -146,12 +146,37 @@ function intParam(url: URL, name: string, fallback: number, max: number): number
 
 /** One page of the dict, in key order, after `after`: a JSON object, or a CBOR Map. */
 function dictPage(object: SharedObject, request: Request, url: URL): Response {
-  const after = url.searchParams.get("after") ?? "";
+  // No `after`: from the first key ("" is a key too, which `after=` passes).
+  const after = url.searchParams.get("after") ?? undefined;
   const limit = intParam(url, "limit", MAX_PAGE_KEYS, MAX_PAGE_KEYS) || MAX_PAGE_KEYS;
   const rows = object.dict.page(after, limit, MAX_PAGE_BYTES);
-  const headers: Record<string, string> = rows.more ? { "sharevars-next": encodeURIComponent(rows.entries.at(-1)![0]) } : {};
+  const next = (entries: unknown[][]): Record<string, string> => ({ "sharevars-next": encodeURIComponent(entries.at(-1)![0] as string) });
+  if (!request.headers.get("accept")?.includes(CBOR)) {
+    // One JSON budget for the page, as for one value: the page ends before
+    // the value that would pass it (a value past it alone is refused, 406).
+    const budget = jsonBudget();
+    const shown: [string, unknown][] = [];
+    let more = rows.more;
+    for (const [key, value] of rows.entries) {
+      let tree: unknown;
+      try {
+        tree = jsonTree(decodeStored(value), budget);
+      } catch (error) {
+        if (error instanceof OverBudgetError && shown.length > 0) {
+          more = true;
+          break;
+        }
+        if (!(error instanceof NotJsonError)) throw error;
+        throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} cannot be shown as JSON (${error.message}); ask for CBOR with Accept: application/cbor`, undefined, 406);
+      }
+      shown.push([key, tree]);
+    }
+    const body: Record<string, unknown> = Object.create(null);
+    for (const [key, tree] of shown) body[key] = tree;
+    return new Response(JSON.stringify(body), { headers: { ...(more ? next(shown) : {}), "content-type": "application/json" } });
+  }
+  const headers: Record<string, string> = rows.more ? next(rows.entries) : {};
   const entries = new Map(rows.entries.map(([key, value]) => [key, decodeStored(value)]));
-  if (!request.headers.get("accept")?.includes(CBOR)) return json(entries, headers);
   let page: Uint8Array;
   try {
     page = encodeValue(entries);

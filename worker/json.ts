@@ -22,9 +22,28 @@ const DEFAULT_BUDGET = 1_000_000;
  */
 const MAX_JSON_DEPTH = 1000;
 
+/** What a JSON text may still spend, in nodes; one budget may span several values (a page of a dict). */
+export interface JsonBudget {
+  /** The whole budget (for messages). */
+  readonly total: number;
+  left: number;
+}
+
+/** The value ran past its budget (as opposed to a cycle or too deep a nesting, which no budget cures). */
+export class OverBudgetError extends NotJsonError {}
+
 export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
-  let left = budget;
-  const over = () => new NotJsonError(`more than ${budget} nodes as JSON (shared references expand)`);
+  return JSON.stringify(jsonTree(value, { total: budget, left: budget }));
+}
+
+/** A new budget of the default size. */
+export function jsonBudget(total = DEFAULT_BUDGET): JsonBudget {
+  return { total, left: total };
+}
+
+/** `value` as what JSON.stringify writes as toJson describes, spending `budget`; throws NotJsonError. */
+export function jsonTree(value: unknown, budget: JsonBudget): unknown {
+  const over = () => new OverBudgetError(`more than ${budget.total} nodes as JSON (shared references expand)`);
   const path = new Set<object>();
   // A Map key that is not a string is written as text. An object key is
   // written as its JSON, through the same walk: String() would expand its
@@ -37,7 +56,7 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
     return typeof shown === "string" ? shown : JSON.stringify(shown);
   };
   const convert = (v: unknown): unknown => {
-    if (--left < 0) throw over();
+    if (--budget.left < 0) throw over();
     if (typeof v === "bigint") return v.toString();
     if (typeof v === "number") return Number.isFinite(v) ? v : String(v);
     if (v === undefined) return null;
@@ -46,7 +65,7 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
     if (v instanceof RegExp) return String(v);
     if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
       // Bytes are written one number each: a shared 16 KiB array is 16 Ki nodes every time.
-      if ((left -= v.byteLength) < 0) throw over();
+      if ((budget.left -= v.byteLength) < 0) throw over();
       return Array.from(ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : new Uint8Array(v));
     }
     if (path.has(v)) throw new NotJsonError("it holds a cycle");
@@ -63,7 +82,7 @@ export function toJson(value: unknown, budget = DEFAULT_BUDGET): string {
       path.delete(v);
     }
   };
-  return JSON.stringify(convert(value));
+  return convert(value);
 }
 
 /** A short JSON preview of a value for the inspector, never failing. */

@@ -565,7 +565,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** What the inspector shows of this object: its dict and its queues and pipes with their lengths. */
   summary(): ObjectSummary {
-    const page = this.dict.page("", SUMMARY_KEYS, SUMMARY_BYTES);
+    const page = this.dict.page(undefined, SUMMARY_KEYS, SUMMARY_BYTES);
     const dict = page.entries.map(([key, value]): [string, string] => {
       let decoded: unknown;
       try {

@@ -10,7 +10,7 @@ import { MAX_REFUSALS, Sessions } from "../../worker/sessions.js";
 import { ProtocolError } from "../../worker/errors.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, clientTarget, spaceTarget } from "./objects.js";
-import { entriesOf, type Received, type Wire } from "./wire.js";
+import { SERVER_TOKEN, entriesOf, fetchWorker, unique, type Received, type Wire } from "./wire.js";
 
 const enc = (value: unknown) => encodeValue(value);
 
@@ -169,6 +169,58 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
   });
 });
 
+describe("the dict over HTTP", () => {
+  test("pages list every key once, the empty key too, and the inspector shows it", async () => {
+    const space = unique("pages");
+    const auth = { authorization: `Bearer ${SERVER_TOKEN}` };
+    const keys = ["", "\u0000", "a", "a\u0000b", "\u{1F600}"];
+    for (const key of keys) {
+      const put = await fetchWorker(`/v1/spaces/${space}/globals/${encodeURIComponent(key)}`, { method: "PUT", headers: auth, body: JSON.stringify(key) });
+      expect(put.status).toBe(200);
+    }
+    const whole = await fetchWorker(`/v1/spaces/${space}/globals`, { headers: auth });
+    expect(Object.keys(await whole.json())).toEqual(keys);
+    // One key a page, following Sharevars-Next: the empty key comes first, then each other once.
+    const seen: string[] = [];
+    let query = "?limit=1";
+    for (;;) {
+      const res = await fetchWorker(`/v1/spaces/${space}/globals${query}`, { headers: auth });
+      seen.push(...Object.keys(await res.json()));
+      const next = res.headers.get("sharevars-next");
+      if (next === null) break;
+      query = `?limit=1&after=${next}`;
+    }
+    expect(seen).toEqual(keys);
+    const summary = await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth });
+    expect(((await summary.json()) as { globals: { dict: [string, string][] } }).globals.dict.map(([k]) => k)).toEqual(keys);
+  });
+});
+
+test("a JSON page ends where JSON's budget would: plain values a key can show, a page shows too", async () => {
+  const space = unique("pages");
+  const auth = { authorization: `Bearer ${SERVER_TOKEN}` };
+  const body = JSON.stringify(Array(60_000).fill(0)); // 60,001 nodes of JSON: 20 of them pass the 1,000,000 of one text
+  const keys = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, "0")}`);
+  for (const key of keys) {
+    expect((await fetchWorker(`/v1/spaces/${space}/globals/${key}`, { method: "PUT", headers: auth, body })).status).toBe(200);
+  }
+  const seen: string[] = [];
+  let query = "";
+  for (let pages = 0; pages < 10; pages++) {
+    const res = await fetchWorker(`/v1/spaces/${space}/globals${query}`, { headers: auth });
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as Record<string, number[]>;
+    for (const [key, value] of Object.entries(page)) {
+      expect(value).toHaveLength(60_000);
+      seen.push(key);
+    }
+    const next = res.headers.get("sharevars-next");
+    if (next === null) break;
+    query = `?after=${next}`;
+  }
+  expect(seen).toEqual(keys);
+});
+
 describe("VersionedDict", () => {
   test("tracks size and version, and a new instance on the same storage resumes them", async () => {
     await runInDurableObject(spaceTarget().stub, (_instance: SharedObject, state) => {
@@ -238,6 +290,28 @@ describe("VersionedDict", () => {
       dict.apply(fits, dict.check(fits, limits));
       expect(dict.size).toBe(3);
       expect(new VersionedDict(sql).size).toBe(3);
+    });
+  });
+
+  test("a dict over a limit lowered later still takes sets of its live keys (they add none), not of new ones", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const dict = new VersionedDict(state.storage.sql);
+      dict.apply({ kind: "set", entries: [["a", enc(1)], ["b", enc(2)], ["c", enc(3)]] });
+      const lowered = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 2 }; // a deployment set LIMIT_MAX_KEYS_PER_DICT = "2"
+      const write = (...keys: string[]) => {
+        const w = { kind: "set" as const, entries: keys.map((k): [string, Uint8Array] => [k, enc(`${k}!`)]) };
+        try {
+          dict.apply(w, dict.check(w, lowered));
+          return "ok";
+        } catch (error) {
+          if (error instanceof ProtocolError) return error.code;
+          throw error;
+        }
+      };
+      // As the library checks it (SharedDict.set: only a new key needs room): a, and a with b, change values only.
+      expect([write("a"), write("a", "b"), write("d"), write("a", "d")]).toEqual(["ok", "ok", ErrorCode.TOO_MANY_KEYS, ErrorCode.TOO_MANY_KEYS]);
+      expect(entriesOf([...dict.snapshot()])).toEqual({ a: "a!", b: "b!", c: 3 });
+      expect(dict.size).toBe(3);
     });
   });
 
