@@ -8,7 +8,7 @@ import { describe, expect, test } from "vitest";
 import { CloseCode, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
-import { KINDS, type Stub, type Target } from "./objects.js";
+import { KINDS, holdNextAuthorize, releaseAuthorize, type Stub, type Target } from "./objects.js";
 import { ack, closeHolding, got, put, putAndTake, size, startGet, stillWaiting, storedItems, take, waitingGet } from "./channels.js";
 
 /** Ends every hold now, as if the grace period had passed. */
@@ -233,24 +233,12 @@ describe.each(KINDS)("a session that reconnects before the %s saw its old socket
     const session = crypto.randomUUID();
     const stale = await target.raw();
     // Its HELLO waits in authorize (a slow check) until the newer socket has joined.
-    await runInDurableObject(target.stub, (object: SharedObject) => {
-      const o = object as unknown as { authorize: (...args: unknown[]) => Promise<void>; release: () => void };
-      const real = o.authorize.bind(object);
-      const gate = new Promise<void>((resolve) => (o.release = resolve));
-      let first = true;
-      o.authorize = async (...args: unknown[]) => {
-        if (first) {
-          first = false;
-          await gate;
-        }
-        return real(...args);
-      };
-    });
+    await holdNextAuthorize(target.stub);
     const staleHello = stale.id();
     stale.send([Op.HELLO, staleHello, { v: PROTOCOL_VERSION, session }]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const fresh = await target.client("alice", { session });
-    await runInDurableObject(target.stub, (object: SharedObject) => (object as unknown as { release: () => void }).release());
+    await releaseAuthorize(target.stub);
     // The stale socket is the one ended; the newer one stays and is served.
     expect(await stale.closed).toMatchObject({ code: 1000 });
     expect(await size(fresh)).toBe(0);

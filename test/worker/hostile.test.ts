@@ -9,7 +9,7 @@ import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION } from "../../client/proto
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
-import { clientStub, spaceStub } from "./objects.js";
+import { clientStub, holdNextAuthorize, releaseAuthorize, spaceStub } from "./objects.js";
 import { until } from "./channels.js";
 
 /** Makes `target[method]` throw `error` the next time it is called (a fault), then work again. */
@@ -275,25 +275,13 @@ test("one over the limit takes the place of a socket that sent nothing, not of o
   const owner = await Wire.open(path); // the oldest: its HELLO is on its way through authorize
   const silent = await Wire.open(path);
   const late = await Wire.open(path); // over the limit
-  await runInDurableObject(stub, (object: SharedObject) => {
-    const o = object as unknown as { authorize: (...args: unknown[]) => Promise<void>; release: () => void };
-    const real = o.authorize.bind(object);
-    const gate = new Promise<void>((resolve) => (o.release = resolve));
-    let first = true;
-    o.authorize = async (...args: unknown[]) => {
-      if (first) {
-        first = false;
-        await gate; // a slow check
-      }
-      return real(...args);
-    };
-  });
+  await holdNextAuthorize(stub); // a slow check
   const hello = owner.id();
   owner.send([Op.HELLO, hello, { v: PROTOCOL_VERSION, session: crypto.randomUUID() }]);
   await new Promise((r) => setTimeout(r, 100));
   expect((await late.hello()).reply[0]).toBe(Msg.REPLY);
   expect((await silent.closed).code).toBe(4029);
-  await runInDurableObject(stub, (object: SharedObject) => (object as unknown as { release: () => void }).release());
+  await releaseAuthorize(stub);
   expect((await owner.reply(hello))[0]).toBe(Msg.REPLY);
   owner.close();
   late.close();

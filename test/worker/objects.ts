@@ -89,3 +89,29 @@ export function dumpStorage(stub: Stub): Promise<Record<string, Row[]>> {
 function hex(buffer: ArrayBuffer): string {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+type Gated = { authorize: (...args: unknown[]) => Promise<void>; releaseAuthorize?: () => void };
+
+/**
+ * The object's next credential check (authorize, in a HELLO) waits until
+ * releaseAuthorize: a slow check, with other events coming in meanwhile.
+ */
+export function holdNextAuthorize(stub: Stub): Promise<void> {
+  return runInDurableObject(stub, (object: SharedObject) => {
+    const o = object as unknown as Gated;
+    const real = o.authorize.bind(object);
+    const gate = new Promise<void>((resolve) => (o.releaseAuthorize = resolve));
+    let first = true;
+    o.authorize = async (...args: unknown[]) => {
+      if (first) {
+        first = false;
+        await gate;
+      }
+      return real(...args);
+    };
+  });
+}
+
+export function releaseAuthorize(stub: Stub): Promise<void> {
+  return runInDurableObject(stub, (object: SharedObject) => (object as unknown as Gated).releaseAuthorize!());
+}
