@@ -133,7 +133,6 @@ class ChannelEnd {
     return new Promise((resolve, reject) => {
       let settled = false;
       let timedOut: TimeoutError | null = null;
-      let cancelled = false;
       let grace: ReturnType<typeof setTimeout> | undefined;
       const finish = () => {
         settled = true;
@@ -142,18 +141,15 @@ class ChannelEnd {
         clearTimeout(grace);
         signal?.removeEventListener("abort", onAbort);
       };
-      const cancel = () => {
-        if (cancelled) return;
-        cancelled = true;
-        connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
-      };
       // Giving up at once: the object drops the waiter, or, if the item was
       // already on its way, it comes back here and is handed back (RELEASE).
+      // Offline (after a timeout's CANCEL too, when the connection dropped
+      // before the answer) the wait is forgotten instead: see Connection.cancel.
       const giveUp = (error: unknown) => {
         if (settled) return;
         finish();
         reject(error);
-        cancel();
+        connection.cancel(getId);
       };
       const onAbort = () => giveUp(signal!.reason);
       // A timeout asks the object first: if the item left before the CANCEL
@@ -167,7 +163,7 @@ class ChannelEnd {
         const error = new TimeoutError(timeout ? `nothing arrived on ${what} within ${timeout} ms` : `${what} is empty`);
         if (connection.status !== "open") return giveUp(error);
         timedOut = error;
-        cancel();
+        connection.cancel(getId);
         const check = () => {
           if (connection.status === "open") grace = setTimeout(check, CANCEL_GRACE_MS);
           else giveUp(error);
@@ -246,7 +242,7 @@ class ChannelEnd {
 
   /** Withdraws a receive sent ahead: the object drops it, or hands back the item it brought. */
   #withdraw({ connection, id: getId, reply }: Ahead): void {
-    connection.request((id) => [Op.CANCEL, id, getId]).catch(() => {});
+    connection.cancel(getId);
     reply.then((item) => item !== null && handBack(connection, item), () => {});
   }
 

@@ -181,6 +181,17 @@ export class Connection {
     await Promise.allSettled([...this.#inflight.values()].map((request) => request.promise));
   }
 
+  /**
+   * Ends the waiting GET `get`. Offline that is forgetting it: the object
+   * ended the wait with its socket, and holds an item it sent there for this
+   * session's next receive. Sent again, the wait would take that item ahead
+   * of the next receive and hand it back behind it, out of order.
+   */
+  cancel(get: number): void {
+    if (this.#isReady) this.request((id) => [Op.CANCEL, id, get]).catch(() => {});
+    else this.#inflight.delete(get);
+  }
+
   /** Sends the requests waiting to ride along now (someone waits for their replies). */
   hurry(): void {
     // (With frames in the outbox, a flush is already on its way and takes them along.)

@@ -221,6 +221,36 @@ describe("a pipe end receives ahead", () => {
     }
   });
 
+  test("a recv that times out offline while the receive ahead is on its way: the item it brings back keeps its place", async () => {
+    // The receive ahead waits at the object; the link drops; items arrive;
+    // a recv with a timeout gives up at once (offline) and the next recv
+    // waits. Once back, the replayed receive ahead brings "b": it must reach
+    // the next recv before "c", not go back in line behind it.
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("ahead");
+      const server = await open.server(space);
+      const peer = server.clients.get("alice");
+      const client = await open.client(space, "alice", {}, link.url);
+      const state = () => pipeState(space, "alice", "pipe:down:default");
+      await peer.send("a");
+      expect(await client.recv()).toBe("a");
+      await until(async () => (await state()).receivers === 1, { what: "the receive sent ahead" });
+      link.down();
+      await until(() => client.status === "connecting", { what: "the drop seen" });
+      await until(async () => (await state()).receivers === 0, { what: "the object to see the drop" });
+      await peer.send("b");
+      await peer.send("c");
+      await expect(client.recv({ timeout: 10 })).rejects.toMatchObject({ name: "TimeoutError" });
+      const next = client.recv({ timeout: 5000 });
+      link.up();
+      expect(await next).toBe("b");
+      expect(await client.recv({ timeout: 5000 })).toBe("c");
+    } finally {
+      await link.close();
+    }
+  });
+
   test("a receive ahead that no recv() takes within a second is withdrawn: a second handle of the same end gets the item", async () => {
     const { space, client, peer, state } = await afterOneItem();
     await peer.send("2");

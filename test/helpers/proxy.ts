@@ -38,12 +38,29 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
   let latency = 0;
   let holding = false;
   const held = new Map<Socket, Buffer[]>();
-  // Chunks keep their order: each waits the same time, and timers of equal delay fire in order.
-  const forward = (from: Socket, to: Socket) =>
-    from.on("data", (chunk: Buffer) => {
-      if (latency === 0) to.write(chunk);
-      else setTimeout(() => to.destroyed || to.write(chunk), latency);
-    });
+  // Chunks keep their order, whatever the latency does meanwhile (a chunk
+  // never overtakes an earlier one still waiting: a TCP stream whose bytes
+  // were reordered would be garbage to the WebSocket reading it), and a hold
+  // queues behind them.
+  const queues = new Map<Socket, { chunks: { chunk: Buffer; due: number }[]; timer?: ReturnType<typeof setTimeout> }>();
+  const pump = (to: Socket) => {
+    const queue = queues.get(to);
+    if (!queue) return;
+    clearTimeout(queue.timer);
+    const now = Date.now();
+    const ready: Buffer[] = [];
+    while (queue.chunks.length > 0 && queue.chunks[0].due <= now) ready.push(queue.chunks.shift()!.chunk);
+    if (ready.length > 0 && !to.destroyed) to.write(ready.length === 1 ? ready[0] : Buffer.concat(ready));
+    if (queue.chunks.length > 0) queue.timer = setTimeout(() => pump(to), queue.chunks[0].due - now);
+  };
+  const send = (to: Socket, chunk: Buffer) => {
+    let queue = queues.get(to);
+    if (!queue) queues.set(to, (queue = { chunks: [] }));
+    if (latency === 0 && queue.chunks.length === 0) return void to.write(chunk);
+    queue.chunks.push({ chunk, due: Date.now() + latency });
+    if (queue.chunks.length === 1) pump(to);
+  };
+  const forward = (from: Socket, to: Socket) => from.on("data", (chunk: Buffer) => send(to, chunk));
   const server = createServer((incoming) => {
     if (isDown) {
       incoming.resetAndDestroy();
@@ -57,6 +74,10 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
     const drop = () => {
       pairs.delete(pair);
       held.delete(incoming);
+      clearTimeout(queues.get(incoming)?.timer);
+      clearTimeout(queues.get(outgoing)?.timer);
+      queues.delete(incoming);
+      queues.delete(outgoing);
       requestLines.delete(incoming);
       incoming.destroy();
       outgoing.destroy();
@@ -69,11 +90,11 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
       incoming.on("data", (chunk: Buffer) => {
         if (first) chunk = Buffer.from(chunk.toString("latin1").replace(/\r\nSec-WebSocket-Extensions:[^\r]*/i, ""), "latin1");
         first = false;
-        outgoing.write(chunk);
+        send(outgoing, chunk);
       });
     }
     outgoing.on("data", (chunk: Buffer) => {
-      if (!holding) return latency === 0 ? incoming.write(chunk) : setTimeout(() => incoming.destroyed || incoming.write(chunk), latency);
+      if (!holding) return send(incoming, chunk);
       const chunks = held.get(incoming) ?? [];
       held.set(incoming, chunks);
       chunks.push(chunk);
@@ -111,7 +132,13 @@ export async function faultyLink(targetUrl: string, { compression = true } = {})
     },
     release() {
       holding = false;
-      for (const [socket, chunks] of held) if (!socket.destroyed) socket.write(Buffer.concat(chunks));
+      // Behind what was still on its way (delayed) before the hold, all in one write.
+      for (const [socket, chunks] of held) {
+        const queue = queues.get(socket);
+        chunks.unshift(...(queue?.chunks.splice(0) ?? []).map(({ chunk }) => chunk));
+        clearTimeout(queue?.timer);
+        if (!socket.destroyed) socket.write(Buffer.concat(chunks));
+      }
       held.clear();
     },
     get bytesDown() {
