@@ -96,6 +96,13 @@ test("a server that was away hears of a client that left and came back meanwhile
     link.down();
     await until(() => server.status === "connecting", { what: "the server away" });
     await alice.close(); // alice leaves and comes back (a new handle) while the server is away
+    // (close() does not wait for the object to see it: were the new handle's HELLO
+    // first, alice's stay would go on and there would be nothing to tell)
+    const aliceOnline = async () => {
+      const response = await fetch(`${workerUrl()}/v1/spaces/${space}/clients`, { headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+      return ((await response.json()) as { clients: { id: string; online: boolean }[] }).clients.find((c) => c.id === "alice")?.online;
+    };
+    await until(async () => (await aliceOnline()) === false, { what: "the object to see alice leave" });
     await open.client(space, "alice");
     link.up();
     await until(() => server.status === "open", { what: "the server back" });

@@ -209,7 +209,7 @@ describe("soak", () => {
     for (const [i, p] of peers.entries()) receiver(`up c${i}`, (o) => p.pipes["p"].recv(o));
     for (const [i, c] of clients.entries()) receiver(`down c${i}`, (o) => c.pipes["p"].recv(o));
 
-    // 4. The global queue "work": the server and clients c0, c1 put; the same and c2 share the items.
+    // 4. The global queue "work": the server and clients c0, c1 put (c2 too, below); the server, c0 and c1 take.
     const producers: [string, (v: unknown) => Promise<void>][] = [
       ["server", (v) => server.queues["work"].put(v)],
       ...clients.map((c, i) => [`c${i}`, (v: unknown) => c.globals.queues["work"].put(v)] as [string, (v: unknown) => Promise<void>]),

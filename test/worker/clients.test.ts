@@ -93,7 +93,7 @@ test("each stay online of a client has its own mark (since): kept while any of i
   // A second socket (another tab) joins her stay; the first closing does not end it.
   const second = await target.client("alice");
   first.close();
-  await new Promise((r) => setTimeout(r, 100));
+  await first.closed; // (the object had the close before the HELLO of since()'s socket)
   expect(await since()).toBe(online[3]);
   // She leaves and comes back: a new stay, a new mark.
   second.close();

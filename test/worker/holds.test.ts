@@ -8,7 +8,7 @@ import { describe, expect, test } from "vitest";
 import { CloseCode, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { RECONNECT_GRACE_MS } from "../../worker/fifo.js";
 import type { SharedObject } from "../../worker/shared-object.js";
-import { KINDS, holdNextAuthorize, releaseAuthorize, type Stub, type Target } from "./objects.js";
+import { KINDS, holdNextAuthorize, releaseAuthorize, untilAuthorizeHeld, type Stub, type Target } from "./objects.js";
 import { ack, closeHolding, got, put, putAndTake, size, startGet, stillWaiting, storedItems, take, waitingGet } from "./channels.js";
 
 /** Ends every hold now, as if the grace period had passed. */
@@ -236,7 +236,7 @@ describe.each(KINDS)("a session that reconnects before the %s saw its old socket
     await holdNextAuthorize(target.stub);
     const staleHello = stale.id();
     stale.send([Op.HELLO, staleHello, { v: PROTOCOL_VERSION, session }]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await untilAuthorizeHeld(target.stub); // (else the newer socket's HELLO would be the one held)
     const fresh = await target.client("alice", { session });
     await releaseAuthorize(target.stub);
     // The stale socket is the one ended; the newer one stays and is served.

@@ -9,7 +9,7 @@ import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION } from "../../client/proto
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
-import { clientStub, holdNextAuthorize, releaseAuthorize, spaceStub } from "./objects.js";
+import { clientStub, holdNextAuthorize, releaseAuthorize, spaceStub, untilAuthorizeHeld } from "./objects.js";
 import { until } from "./channels.js";
 
 /** Makes `target[method]` throw `error` the next time it is called (a fault), then work again. */
@@ -278,7 +278,7 @@ test("one over the limit takes the place of a socket that sent nothing, not of o
   await holdNextAuthorize(stub); // a slow check
   const hello = owner.id();
   owner.send([Op.HELLO, hello, { v: PROTOCOL_VERSION, session: crypto.randomUUID() }]);
-  await new Promise((r) => setTimeout(r, 100));
+  await untilAuthorizeHeld(stub); // (else late's HELLO would be the one held)
   expect((await late.hello()).reply[0]).toBe(Msg.REPLY);
   expect((await silent.closed).code).toBe(4029);
   await releaseAuthorize(stub);

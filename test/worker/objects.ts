@@ -90,7 +90,7 @@ function hex(buffer: ArrayBuffer): string {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-type Gated = { authorize: (...args: unknown[]) => Promise<void>; releaseAuthorize?: () => void };
+type Gated = { authorize: (...args: unknown[]) => Promise<void>; releaseAuthorize?: () => void; authorizeHeld?: boolean };
 
 /**
  * The object's next credential check (authorize, in a HELLO) waits until
@@ -105,11 +105,21 @@ export function holdNextAuthorize(stub: Stub): Promise<void> {
     o.authorize = async (...args: unknown[]) => {
       if (first) {
         first = false;
+        o.authorizeHeld = true;
         await gate;
       }
       return real(...args);
     };
   });
+}
+
+/** Resolves once a HELLO is waiting in the check holdNextAuthorize holds (not after a fixed sleep). */
+export async function untilAuthorizeHeld(stub: Stub): Promise<void> {
+  const deadline = Date.now() + 4000;
+  while (!(await runInDurableObject(stub, (object: SharedObject) => (object as unknown as Gated).authorizeHeld === true))) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a HELLO to reach authorize");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 export function releaseAuthorize(stub: Stub): Promise<void> {
