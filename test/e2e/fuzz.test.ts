@@ -14,25 +14,10 @@ import { encodeValue } from "../../client/codec.js";
 import { handles } from "../helpers/handles.js";
 import { rawSocket, type RawSocket } from "../helpers/raw.js";
 import { SERVER_TOKEN, uniqueSpace, workerUrl } from "../helpers/e2e.js";
+import { prng, type Rng } from "../helpers/random.js";
 
 const open = handles();
 
-/** A small seeded PRNG (mulberry32), so a failure can be replayed with its seed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)];
-  const bytes = (n: number) => Uint8Array.from({ length: n }, () => int(256));
-  return { next, int, pick, bytes };
-}
-type Rng = ReturnType<typeof prng>;
 
 /** Valid frames of every write operation: the material for mutations. */
 function validWrites(id: number): Uint8Array[] {

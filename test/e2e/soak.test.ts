@@ -17,21 +17,7 @@ import { Client, Server, type SharedDict } from "sharevars";
 import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
 import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
 import { uniqueSpace, until } from "../helpers/e2e.js";
-
-/** mulberry32, as in fuzz.test.ts. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return { next, int, pick: <T>(items: readonly T[]): T => items[int(items.length)] };
-}
-type Rng = ReturnType<typeof prng>;
+import { prng } from "../helpers/random.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
