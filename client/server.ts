@@ -121,8 +121,9 @@ export class ClientPeer {
     return this.#dict.sync();
   }
 
+  /** The dict as a plain object; before `ready`, a NotReadyError like every read (not `{}`, an empty dict). */
   toJSON(): Record<string, any> {
-    return this.#dict.replica.loaded ? this.#dict.toObject() : {};
+    return this.#dict.toObject();
   }
 
   // Node calls it on the proxy, which has no private fields: public members only.

@@ -309,7 +309,12 @@ test("a handle's reads before its snapshot: a peer's dict before `await peer.rea
   await open.client(space, "alice");
   const server = await open.server(space);
   const peer = server.clients.get("alice");
-  expect(() => peer["x"]).toThrow(expect.objectContaining({ name: "NotReadyError", code: "NOT_READY" }));
+  const notReady = expect.objectContaining({ name: "NotReadyError", code: "NOT_READY" });
+  expect(() => peer["x"]).toThrow(notReady);
+  expect(() => Object.keys(peer)).toThrow(notReady);
+  expect(() => JSON.stringify(peer)).toThrow(notReady); // not "{}", which reads as an empty dict
+  expect(String(inspect(peer))).toBe('ClientPeer "alice" (online)'); // the console still shows it
   await peer.ready;
   expect(peer["x"]).toBeUndefined();
+  expect(JSON.stringify(peer)).toBe("{}");
 });
