@@ -2,7 +2,7 @@
 // `server.clients` the connected clients, each a ClientPeer whose dict is
 // that client's local dict. It holds one connection to the space object and
 // opens one per client peer it touches.
-import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
+import { pipesOf, type Channels, type Pipe, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
@@ -31,35 +31,26 @@ type ServerEvents = {
 
 
 /** The server's handle on one client: that client's local dict (and its pipes and queues). */
-export class ClientPeer {
-  [key: string]: any;
+export class ClientPeer extends DictHandle {
   #id: string;
   #open: () => Connection;
-  #dict: SharedDict;
   #connection: Connection | null = null;
   #ready: Promise<void> | null = null;
   #isOnline: () => boolean;
   #pipes: Channels<Pipe>;
-  #queues: Channels<Queue>;
 
   /** @internal Use server.clients[i] or server.clients.get(id). */
   constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean) {
+    super(dict, () => this.#connect());
     this.#id = id;
-    this.#dict = dict;
     this.#open = () => open(dict);
     this.#isOnline = isOnline;
     this.#pipes = pipesOf(() => this.#connect());
-    this.#queues = queuesOf(() => this.#connect());
   }
 
   /** The pipes to this client, by name. What the server sends, only the client receives. */
   get pipes(): Channels<Pipe> {
     return this.#pipes;
-  }
-
-  /** This client's queues (shared by the client and the server), by name. */
-  get queues(): Channels<Queue> {
-    return this.#queues;
   }
 
   /** Sends `value` to the client on the default pipe (it waits if the client is offline). */
@@ -70,16 +61,6 @@ export class ClientPeer {
   /** Receives the next value the client sent on the default pipe. */
   recv(options?: WaitOptions): Promise<any> {
     return this.#pipes["default"].recv(options);
-  }
-
-  /** Puts `value` on the client's default queue. */
-  put(value: unknown): Promise<void> {
-    return this.#queues["default"].put(value);
-  }
-
-  /** Takes the head of the client's default queue. */
-  get(options?: WaitOptions): Promise<any> {
-    return this.#queues["default"].get(options);
   }
 
   /** The connection to the client's object, opened on first use. */
@@ -102,32 +83,21 @@ export class ClientPeer {
   }
 
   /** The client's local dict as a Map-like live view. Reads need `await peer.ready` first. */
-  get dict(): SharedDict {
+  override get dict(): SharedDict {
     this.#connect();
-    return this.#dict;
+    return super.dict;
   }
 
-  on(event: "change", listener: (change: ChangeEvent) => void): () => void {
+  /** "change": every change applied to the client's dict (listening connects to it). */
+  override on(event: "change", listener: (change: ChangeEvent) => void): () => void {
     this.#connect();
-    return this.#dict.on(event, listener);
+    return super.on(event, listener);
   }
 
-  off(event: "change", listener: (change: ChangeEvent) => void): void {
-    this.#dict.off(event, listener);
-  }
-
-  /** Resolves when every write to this client's dict so far is durable. */
-  sync(): Promise<void> {
-    return this.#dict.sync();
-  }
-
-  /** The dict as a plain object; before `ready`, a NotReadyError like every read (not `{}`, an empty dict). */
-  toJSON(): Record<string, any> {
-    return this.#dict.toObject();
-  }
+  // (toJSON is the handle's: before `ready` it throws NotReadyError, like every read.)
 
   // Node calls it on the proxy, which has no private fields: public members only.
-  [inspectSymbol](): string {
+  override [inspectSymbol](): string {
     return `ClientPeer ${JSON.stringify(this.id)} (${this.online ? "online" : "offline"})`;
   }
 }
