@@ -96,9 +96,10 @@ async function pipeState(space: string, id: string, fifo: string): Promise<{ wai
 }
 
 /** alice's pipe to the server's peer, after alice received one item: her next receive is on its way ahead. */
-async function afterOneItem() {
+/** `url`: where the client connects (a faulty link's), by default the worker itself. */
+async function afterOneItem(url?: string) {
   const space = uniqueSpace("ahead");
-  const client = await open.client(space, "alice");
+  const client = await open.client(space, "alice", {}, url);
   const server = await open.server(space);
   const peer = server.clients.get("alice");
   const state = () => pipeState(space, "alice", "pipe:down:default");
@@ -141,14 +142,7 @@ describe("a pipe end receives ahead", () => {
   test("close() while an item is on its way to the receive ahead: it goes back at once, not held for the closed handle", async () => {
     const link = await faultyLink(workerUrl());
     try {
-      const space = uniqueSpace("ahead");
-      const server = await open.server(space);
-      const peer = server.clients.get("alice");
-      const state = () => pipeState(space, "alice", "pipe:down:default");
-      const first = await open.client(space, "alice", {}, link.url);
-      await peer.send("a");
-      expect(await first.recv()).toBe("a");
-      await until(async () => (await state()).receivers === 1, { what: "the receive sent ahead" });
+      const { space, client: first, peer, state } = await afterOneItem(link.url);
       link.latency(300); // a slow link: "b" is still on its way when the handle closes
       await peer.send("b"); // stored, and leased to the receive ahead
       expect(await state()).toMatchObject({ delivered: 1, receivers: 0 });
@@ -228,14 +222,7 @@ describe("a pipe end receives ahead", () => {
     // the next recv before "c", not go back in line behind it.
     const link = await faultyLink(workerUrl());
     try {
-      const space = uniqueSpace("ahead");
-      const server = await open.server(space);
-      const peer = server.clients.get("alice");
-      const client = await open.client(space, "alice", {}, link.url);
-      const state = () => pipeState(space, "alice", "pipe:down:default");
-      await peer.send("a");
-      expect(await client.recv()).toBe("a");
-      await until(async () => (await state()).receivers === 1, { what: "the receive sent ahead" });
+      const { client, peer, state } = await afterOneItem(link.url);
       link.down();
       await until(() => client.status === "connecting", { what: "the drop seen" });
       await until(async () => (await state()).receivers === 0, { what: "the object to see the drop" });
