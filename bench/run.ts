@@ -130,6 +130,8 @@ class Bare {
 
 /** What the bare object answers the sender of a relay or a pipe put (bench/bare.ts). */
 const REPLIED = 200;
+/** The global dict key the fan-out scenario writes (its bare baseline sends it too). */
+const FAN_KEY = "fan";
 
 /**
  * The floor of the pipe round trip: its messages and statements on the bare
@@ -195,7 +197,13 @@ async function bareRelay(url: string, mode: 3 | 5 = 3) {
   };
 }
 
-/** `sockets` bare sockets on one object; `round()` times one broadcast until the last socket has it. */
+/**
+ * `sockets` bare sockets on one object; `round(value)` times one broadcast until
+ * the last socket has it. Like for like, the message carries what the fan-out
+ * scenario's write carries: its key and its value (a random double, which does
+ * not compress); `round()` with no value sends 2 bytes (the baseline until
+ * 2026-11-25T20:30Z, kept as a reference row).
+ */
 async function bareBroadcaster(url: string, sockets: number) {
   const name = `broadcast-${sockets}-${Date.now()}`;
   const all: Bare[] = [];
@@ -204,15 +212,25 @@ async function bareBroadcaster(url: string, sockets: number) {
   }
   let round = 0;
   return {
-    async round(): Promise<number> {
+    async round(value?: number): Promise<number> {
+      const message = value === undefined ? Uint8Array.of(2, round++ & 255) : broadcastMessage(value);
       const start = performance.now();
       const arrived = all.map((b) => b.next());
-      all[0].ws.send(Uint8Array.of(2, round++ & 255));
+      all[0].ws.send(message);
       await Promise.all(arrived);
       return performance.now() - start;
     },
     close: () => all.forEach((b) => b.close()),
   };
+}
+
+/** The broadcast mode's byte, then the fan-out scenario's key and its value's 8 bytes. */
+function broadcastMessage(value: number): Uint8Array {
+  const message = new Uint8Array(1 + FAN_KEY.length + 8);
+  message[0] = 2;
+  message.set(new TextEncoder().encode(FAN_KEY), 1);
+  new DataView(message.buffer).setFloat64(1 + FAN_KEY.length, value);
+  return message;
 }
 
 // --- sharevars scenarios ---
@@ -323,10 +341,10 @@ async function connectMany(url: string, space: string, count: number): Promise<C
 
 async function fanOutRound(replicas: Client[], server: Server, round: number): Promise<number> {
   const seen = replicas.map((c) => new Promise<void>((resolve) => {
-    const off = c.globals.on("change", ({ key }) => key === "fan" && (off(), resolve()));
+    const off = c.globals.on("change", ({ key }) => key === FAN_KEY && (off(), resolve()));
   }));
   const start = performance.now();
-  server["fan"] = round;
+  server[FAN_KEY] = round;
   await Promise.all(seen);
   return performance.now() - start;
 }
@@ -466,9 +484,16 @@ async function main() {
       replicas.push(...(await connectMany(url, space, count - replicas.length)));
       const bare = await bareBroadcaster(url, count);
       const rounds = QUICK ? 11 : 41; // 15 until 2026-11-25T11:10Z: too few (the 100-replica ratio moved by ±0.15 between runs)
-      const [broadcast, fan] = await interleaved(() => bare.round(), () => fanOutRound(replicas, server, Math.random()), rounds, 1);
+      let value = Math.random();
+      const { samples: [broadcast, fan, tiny] } = await interleavedAll([
+        () => bare.round((value = Math.random())),
+        () => fanOutRound(replicas, server, value),
+        () => bare.round(),
+      ], rounds, 1);
       bare.close();
+      add({ scenario: "baseline", figure: `bare broadcast of the write's key and value to ${count} sockets (p50 of rounds)`, value: pct(broadcast, 50), unit: "ms" });
       add({ scenario: `global dict write visible on ${count} replicas`, figure: "time to the last (p50 of rounds)", value: pct(fan, 50), unit: "ms", baseline: pct(broadcast, 50), target: "≤ 1.3×" });
+      add({ scenario: `reference: the same against a bare broadcast of 2 bytes (the baseline until 2026-11-25T20:30Z)`, figure: "time to the last (p50 of rounds)", value: pct(fan, 50), unit: "ms", baseline: pct(tiny, 50) });
       if (count === N.replicas.at(-1)) {
         // The peak while only these clients stay connected and idle: the
         // earlier scenarios' peak is reset first (Linux clear_refs).
