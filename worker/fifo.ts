@@ -88,6 +88,8 @@ export interface Waiter extends Receiver {
   request: number;
   /** Kept as a row of fifo_waits rather than in its socket's attachment. */
   row?: boolean;
+  /** Kept in memory only (an HTTP take's: its request keeps the object awake). */
+  memory?: boolean;
 }
 
 /** Where waits are kept across hibernation besides rows: with their sockets (see shared-object.ts). */
@@ -212,12 +214,14 @@ export class Fifo {
     const waits = this.#waits;
     waits.splice(waits.indexOf(waiter), 1);
     if (waiter.row) this.#sql.exec("DELETE FROM fifo_waits WHERE ord = ?", waiter.ord);
-    else this.#saveSocket(waiter.socket);
+    else if (!waiter.memory) this.#saveSocket(waiter.socket);
   }
 
-  /** Total waits (the tests look at it). */
+  /** Waits of sockets (HTTP takes have their own bound). */
   get waiting(): number {
-    return this.#waits.length;
+    let n = 0;
+    for (const w of this.#waits) if (!w.memory) n++;
+    return n;
   }
 
   /** The first item number not marked as used in fifo_meta. */
@@ -346,11 +350,18 @@ export class Fifo {
     this.#maybeHeld = true;
   }
 
-  /** Registers a receiver waiting on `fifo` for request `request`. */
-  wait(fifo: string, receiver: Receiver, request: number): void {
+  /**
+   * Registers a receiver waiting on `fifo` for request `request`, in line
+   * after every wait before it; `memory`: kept nowhere else (an HTTP take's).
+   */
+  wait(fifo: string, receiver: Receiver, request: number, memory = false): void {
     const waits = this.#waits;
     const waiter: Waiter = { ord: this.#nextOrd++, fifo, socket: receiver.socket, session: receiver.session, request };
     waits.push(waiter);
+    if (memory) {
+      waiter.memory = true;
+      return;
+    }
     const kept = waits.filter((w) => w.socket === waiter.socket && !w.row);
     if (this.#store.save(waiter.socket, kept)) return;
     // It does not fit with its socket: a row (written in this event, as before).

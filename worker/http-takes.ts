@@ -1,29 +1,47 @@
-// Takes from a FIFO for HTTP callers: a wait in memory, and a lease that the
-// caller acknowledges with a receipt (see http.ts for why).
+// Takes from a FIFO for HTTP callers: a wait in the FIFO's line, and a lease
+// that the caller acknowledges with a receipt (see http.ts for why).
 //
-// The waits live in memory on purpose: an HTTP request in progress keeps the
-// object awake, and a wait lost with the object took nothing.
+// A waiting take is a waiter of the FIFO like a WebSocket receive (first come,
+// first served across both), kept in memory only: an HTTP request in
+// progress keeps the object awake, and a wait lost with the object took
+// nothing. An item is answered in the event that delivers it (the lease
+// becomes a hold, or the item leaves storage at once), so none stays leased
+// to a take that no longer runs.
 import { ErrorCode, Limits } from "../client/protocol.js";
 import { ProtocolError } from "./errors.js";
-import type { Fifo } from "./fifo.js";
+import type { Fifo, Item } from "./fifo.js";
+
+/** Socket ids of waiting HTTP takes start with this (a WebSocket's id is a UUID). */
+const HTTP_RECEIVER = "http:";
+
+type Respond = (value: Uint8Array, receipt?: string) => Response;
 
 export class HttpTakes {
-  #waits = new Map<string, Set<() => void>>();
-  /** HTTP takes waiting now (a bound: each holds a request open). */
-  #waiting = 0;
+  /** Waiting takes by receiver id: each one answers the item delivered to it. */
+  #waits = new Map<string, (item: Item) => void>();
 
   constructor(
     private readonly fifo: () => Fifo,
-    /** Called when an item became held: waiters may need waking when the hold ends. */
+    /** Called when an item became held: the hold's end may need an alarm. */
     private readonly held: () => Promise<void>,
     /** Called when an item went back in line: waiters may take it. */
     private readonly released: (fifo: string) => void,
+    /** Called when a take starts to wait: a hold it waits behind may need an alarm. */
+    private readonly waiting: () => Promise<void>,
   ) {}
 
-  /** An item arrived or came back on `fifo`: the HTTP takes waiting on it look again. */
-  wake(fifo: string): void {
-    const waits = this.#waits.get(fifo);
-    if (waits) for (const wake of [...waits]) wake();
+  /** Whether `socket` names a waiting HTTP take (a receiver a delivery may go to). */
+  isWaiting(socket: string): boolean {
+    return this.#waits.has(socket);
+  }
+
+  /** An item was leased to waiting take `socket` (see Fifo.put and Fifo.serve): it answers now. */
+  deliver(socket: string, item: Item): boolean {
+    const answer = this.#waits.get(socket);
+    if (!answer) return false;
+    this.#waits.delete(socket);
+    answer(item);
+    return true;
   }
 
   /**
@@ -33,46 +51,48 @@ export class HttpTakes {
    * once. If `respond` throws (the value cannot be shown as asked), the item
    * goes back to its place first. Returns null if nothing came.
    */
-  async take(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
-    if (waitMs > 0 && this.#waiting >= Limits.MAX_WAITS) {
+  async take(fifo: string, waitMs: number, leaseMs: number, respond: Respond): Promise<Response | null> {
+    const id = crypto.randomUUID();
+    const receiver = { socket: `${HTTP_RECEIVER}${id}`, session: httpSession(fifo, id) };
+    const item = this.fifo().take(fifo, receiver);
+    if (item) return this.#answer(fifo, id, item, leaseMs, respond);
+    if (waitMs <= 0) return null;
+    if (this.#waits.size >= Limits.MAX_WAITS) {
       throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `at most ${Limits.MAX_WAITS} HTTP takes may wait at once here; try again`, undefined, 429);
     }
-    this.#waiting += waitMs > 0 ? 1 : 0;
-    try {
-      return await this.#take(fifo, waitMs, leaseMs, respond);
-    } finally {
-      this.#waiting -= waitMs > 0 ? 1 : 0;
-    }
+    const answered = new Promise<Response | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waits.delete(receiver.socket);
+        this.fifo().cancel(receiver.socket, 0);
+        resolve(null);
+      }, waitMs);
+      this.#waits.set(receiver.socket, (item) => {
+        clearTimeout(timer);
+        this.#answer(fifo, id, item, leaseMs, respond).then(resolve, reject);
+      });
+    });
+    this.fifo().wait(fifo, receiver, 0, true);
+    await this.waiting();
+    return answered;
   }
 
-  async #take(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
-    const id = crypto.randomUUID();
-    const receiver = { socket: "http", session: httpSession(fifo, id) };
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      const item = this.fifo().take(fifo, receiver);
-      if (item) {
-        let response: Response;
-        try {
-          response = respond(item.value, leaseMs === 0 ? undefined : `${id}.${item.seq}`);
-        } catch (error) {
-          this.fifo().release(receiver.session, [item.seq]);
-          this.released(fifo);
-          throw error;
-        }
-        if (leaseMs === 0) {
-          this.fifo().ack(receiver.session, [item.seq]);
-        } else {
-          this.fifo().hold(receiver.session, item.seq, Date.now() + leaseMs);
-          await this.held();
-        }
-        return response;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      // Looked at again each second too: an item held for someone else frees up without a put.
-      await this.#sleep(fifo, Math.min(left, 1000));
+  /** Answers take `id` with `item`, leased to it; its synchronous part runs in the delivering event. */
+  #answer(fifo: string, id: string, item: Item, leaseMs: number, respond: Respond): Promise<Response> {
+    const session = httpSession(fifo, id);
+    let response: Response;
+    try {
+      response = respond(item.value, leaseMs === 0 ? undefined : `${id}.${item.seq}`);
+    } catch (error) {
+      this.fifo().release(session, [item.seq]);
+      this.released(fifo);
+      return Promise.reject(error);
     }
+    if (leaseMs === 0) {
+      this.fifo().ack(session, [item.seq]);
+      return Promise.resolve(response);
+    }
+    this.fifo().hold(session, item.seq, Date.now() + leaseMs);
+    return this.held().then(() => response);
   }
 
   /** The item leased with `receipt` leaves storage; false if no such lease is in force. */
@@ -85,21 +105,6 @@ export class HttpTakes {
   release(fifo: string, receipt: string): boolean {
     const lease = parseReceipt(fifo, receipt);
     return lease !== null && this.fifo().release(lease.session, [lease.seq]).length > 0;
-  }
-
-  #sleep(fifo: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let waits = this.#waits.get(fifo);
-      if (!waits) this.#waits.set(fifo, (waits = new Set()));
-      const done = () => {
-        clearTimeout(timer);
-        waits!.delete(done);
-        if (waits!.size === 0) this.#waits.delete(fifo);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      waits.add(done);
-    });
   }
 }
 

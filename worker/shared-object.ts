@@ -540,13 +540,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     else this.serveWaiters(fifo);
   }
 
-  /** Serves socket waiters of `fifo` first come first served, then wakes HTTP takes. */
+  /** Serves the waiters of `fifo` (sockets' receives and HTTP takes), first come first served. */
   serveWaiters(fifo: string): void {
     this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
-    this.#httpTakes.wake(fifo);
   }
 
-  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo));
+  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo), () => this.#armHoldAlarm());
 
   /** Takes the head of `fifo` for an HTTP caller, answering with `respond` (see http.ts). */
   takeForHttp(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
@@ -590,13 +589,14 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (current === null || current > end) await this.ctx.storage.setAlarm(end);
   }
 
-  /** Whether the HELLO'd socket `socketId` is open (waits and leases belong to such sockets only). */
+  /** Whether the HELLO'd socket or waiting HTTP take `socketId` is there (waits and leases belong to such only). */
   #isOpen(socketId: string): boolean {
-    return this.#helloed().get(socketId)?.readyState === WebSocket.READY_STATE_OPEN;
+    return this.#helloed().get(socketId)?.readyState === WebSocket.READY_STATE_OPEN || this.#httpTakes.isWaiting(socketId);
   }
 
   #deliver(deliveries: Delivery[]): void {
     for (const { socket, request, item } of deliveries) {
+      if (this.#httpTakes.deliver(socket, item)) continue;
       const connection = this.#helloed().get(socket);
       if (connection) this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
     }

@@ -18,6 +18,12 @@ function api(space: string, path: string, init: RequestInit & { json?: unknown }
   });
 }
 
+/** Receivers waiting on a fifo of the space's object, as the inspector summary shows them. */
+async function globalReceivers(space: string, fifo: string): Promise<number> {
+  const summary = (await (await api(space, "/summary")).json()) as { globals: { channels: { fifo: string; receivers: number }[] } };
+  return summary.globals.channels.find((c) => c.fifo === fifo)?.receivers ?? 0;
+}
+
 async function errorOf(response: Response): Promise<{ status: number; code: string }> {
   const body = (await response.json()) as { error: { code: string } };
   return { status: response.status, code: body.error.code };
@@ -155,6 +161,54 @@ describe("HTTP API", () => {
     expect(await consumer.globals.queues["q"].get({ timeout: 5_000 })).toBe("second");
     expect(await consumer.globals.queues["q"].get({ timeout: 15_000 })).toBe("precious");
     expect(await consumer.globals.queues["q"].size()).toBe(0);
+  });
+
+  test("HTTP takes and WebSocket receives that wait on one queue are served in the order they began to wait", async () => {
+    const space = uniqueSpace("http-fair");
+    const producer = await open.client(space, "producer");
+    const consumer = await open.client(space, "consumer");
+    const jobs = producer.globals.queues["jobs"];
+    const receivers = () => globalReceivers(space, "queue:jobs");
+
+    // An HTTP take waits first, a WebSocket get() after it: the first item is the take's.
+    const take = api(space, "/queues/jobs/get?wait=10000&lease=0", { method: "POST" });
+    await until(async () => (await receivers()) === 1, { what: "the HTTP take waiting" });
+    const get = consumer.globals.queues["jobs"].get({ timeout: 10_000 });
+    await until(async () => (await receivers()) === 2, { what: "the get waiting behind it" });
+    await jobs.put("first");
+    await jobs.put("second");
+    expect(await (await take).json()).toBe("first");
+    expect(await get).toBe("second");
+
+    // And the other way round: the get waits first, so the take gets the second item.
+    const get2 = consumer.globals.queues["jobs"].get({ timeout: 10_000 });
+    await until(async () => (await receivers()) === 1, { what: "the get waiting" });
+    const take2 = api(space, "/queues/jobs/get?wait=10000&lease=0", { method: "POST" });
+    await until(async () => (await receivers()) === 2, { what: "the HTTP take waiting behind it" });
+    await jobs.put("third");
+    await jobs.put("fourth");
+    expect(await get2).toBe("third");
+    expect(await (await take2).json()).toBe("fourth");
+    expect(await jobs.size()).toBe(0);
+  });
+
+  test("an HTTP take waiting behind a leased item gets it when the lease ends, and a timed-out take leaves no wait behind", async () => {
+    const space = uniqueSpace("http-lease-end");
+    const client = await open.client(space, "c");
+    await client.globals.put("only");
+    const first = await api(space, "/queues/default/get?lease=1", { method: "POST" });
+    expect(await first.json()).toBe("only");
+    const started = Date.now();
+    const second = await api(space, "/queues/default/get?wait=10000&lease=0", { method: "POST" });
+    expect(await second.json()).toBe("only");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    // the first caller's receipt no longer holds it: the second took it for good
+    expect((await api(space, `/queues/default/ack/${first.headers.get("sharevars-receipt")}`, { method: "POST" })).status).toBe(404);
+
+    expect((await api(space, "/queues/default/get?wait=200", { method: "POST" })).status).toBe(204);
+    expect(await globalReceivers(space, "queue:default")).toBe(0);
+    await client.globals.put("later");
+    expect(await client.globals.get({ timeout: 5000 })).toBe("later");
   });
 
   test("release gives an item back at once, at its place in line", async () => {
