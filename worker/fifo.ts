@@ -76,6 +76,13 @@ export interface Delivery {
   item: Item;
 }
 
+/**
+ * Whether a waiter's socket (or HTTP take) is there: true, it may be served;
+ * false, it is gone and its waits end; null, it is there but not served now
+ * (see late-cancels.ts).
+ */
+export type Presence = (socket: string) => boolean | null;
+
 export interface Receiver {
   socket: string;
   session: string;
@@ -195,12 +202,13 @@ export class Fifo {
     return this.#waitList;
   }
 
-  /** The waits on `fifo` in order; those whose socket is gone end on the way. */
-  *#openWaits(fifo: string, isOpen: (socket: string) => boolean): Generator<Waiter> {
+  /** The waits on `fifo` that may be served, in order; those whose socket is gone end on the way. */
+  *#openWaits(fifo: string, isOpen: Presence): Generator<Waiter> {
     // A copy: the caller ends waits as it serves them.
     for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
-      if (isOpen(waiter.socket)) yield waiter;
-      else this.#unwait(waiter);
+      const there = isOpen(waiter.socket);
+      if (there) yield waiter;
+      else if (there === false) this.#unwait(waiter);
     }
   }
 
@@ -286,11 +294,11 @@ export class Fifo {
 
   /**
    * Stores an item on `fifo`. If nothing is in line before it and a receiver
-   * waits (`isOpen` tells whether its socket is still there), the item is
+   * waits that may be served (see Presence), the item is
    * stored leased to the first such receiver and returned as its delivery:
    * what serve() would do next, in one statement.
    */
-  put(fifo: string, value: Uint8Array, isOpen?: (socket: string) => boolean): Delivery | null {
+  put(fifo: string, value: Uint8Array, isOpen?: Presence): Delivery | null {
     const stats = this.stats(fifo);
     this.#schema.create();
     const stored = () => {
@@ -383,6 +391,11 @@ export class Fifo {
     if (!waiter) return false;
     this.#unwait(waiter);
     return true;
+  }
+
+  /** Whether item `seq` is delivered to socket `socket` of `session` and not yet acknowledged or given back. */
+  leasedTo(session: string, seq: number, socket: string): boolean {
+    return this.#used && this.#sql.exec("SELECT 1 FROM fifo_entries WHERE session = ? AND seq = ? AND lease = ?", session, seq, socket).toArray().length > 0;
   }
 
   /** Deletes items `seqs` that were delivered to `session`; returns how many. */
@@ -520,9 +533,9 @@ export class Fifo {
   /**
    * Matches waiting receivers of `fifo` with items, first come first served.
    * `isOpen` tells whether a waiter's socket is still there (a waiter of a
-   * vanished socket is dropped). Returns the deliveries to send.
+   * vanished socket is dropped) and may be served. Returns the deliveries to send.
    */
-  serve(fifo: string, isOpen: (socket: string) => boolean, now = Date.now()): Delivery[] {
+  serve(fifo: string, isOpen: Presence, now = Date.now()): Delivery[] {
     if (!this.#used) return [];
     const deliveries: Delivery[] = [];
     // Items held for a reconnecting session can only go to that session's waiter:

@@ -17,6 +17,7 @@ import { handleHttp } from "./http.js";
 import { Outbox } from "./outbox.js";
 import { checkValue, isRequestId, parseDictWrite, parseHello, parseSeqs } from "./parse.js";
 import { HttpTakes } from "./http-takes.js";
+import { LateCancels } from "./late-cancels.js";
 import { preview } from "./json.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
@@ -355,8 +356,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         const fifo = this.fifoName(frame[2], frame[3], state.role, "receive");
         if (typeof frame[4] !== "boolean") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "GET takes a wait flag");
         const receiver = { socket: socket.id, session: state.session };
-        const item = this.fifo.take(fifo, receiver);
-        if (item) return this.send(socket, [Msg.REPLY, id, [item.seq, item.value]]);
+        // (After a CANCEL that came too late, its item comes back first: see late-cancels.ts.)
+        const item = this.#lateCancels.holds(socket.id, fifo) ? null : this.fifo.take(fifo, receiver);
+        if (item) {
+          this.#lateCancels.delivered(socket.id, id, fifo, item.seq);
+          return this.send(socket, [Msg.REPLY, id, [item.seq, item.value]]);
+        }
         if (!frame[4]) return this.send(socket, [Msg.REPLY, id, null]);
         if (this.fifo.waitsOf(socket.id) >= Limits.MAX_WAITS) {
           throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `a connection may have ${Limits.MAX_WAITS} receives waiting at once`);
@@ -370,14 +375,17 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       case Op.ACK: {
         const quiet = frame[3];
         if (quiet !== undefined && typeof quiet !== "boolean") throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "ACK takes item numbers and an optional quiet flag");
-        const acked = this.fifo.ack(state.session, parseSeqs(frame[2]));
+        const seqs = parseSeqs(frame[2]);
+        const acked = this.fifo.ack(state.session, seqs);
         if (!quiet) this.send(socket, [Msg.REPLY, id, acked]);
+        for (const fifo of this.#lateCancels.settled(socket.id, seqs)) this.serveWaiters(fifo);
         return;
       }
       case Op.RELEASE: {
-        const fifos = this.fifo.release(state.session, parseSeqs(frame[2]));
+        const seqs = parseSeqs(frame[2]);
+        const fifos = this.fifo.release(state.session, seqs);
         this.send(socket, [Msg.REPLY, id, fifos.length]);
-        for (const fifo of fifos) this.serveWaiters(fifo);
+        for (const fifo of new Set([...fifos, ...this.#lateCancels.settled(socket.id, seqs)])) this.serveWaiters(fifo);
         return;
       }
       case Op.CANCEL: {
@@ -385,6 +393,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         if (!isRequestId(get)) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, "CANCEL takes the id of a GET");
         const waiting = this.fifo.cancel(socket.id, get);
         if (waiting) this.send(socket, [Msg.REPLY, get, null]);
+        else this.#lateCancels.cancelled(socket.id, get, (seq) => this.fifo.leasedTo(state.session, seq, socket.id));
         return this.send(socket, [Msg.REPLY, id, waiting]);
       }
       case Op.SIZE:
@@ -499,6 +508,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (this.#socketCount !== null && !this.#uncounted.has(socket)) this.#socketCount--;
     this.#helloDone(socket);
     this.#helloedCache?.delete(socket.id);
+    this.#lateCancels.forget(socket.id);
     const state = socket.state;
     if (!state) return;
     const held = this.fifo.socketClosed(socket.id, state.session, Date.now(), code === CloseCode.SESSION_ENDED);
@@ -534,16 +544,19 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
       throw new ProtocolError(ErrorCode.QUEUE_FULL, `a queue or pipe holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
     }
-    const delivery = this.fifo.put(fifo, value, (s) => this.#isOpen(s));
+    const delivery = this.fifo.put(fifo, value, (s) => this.#presence(s, fifo));
     stored?.();
-    if (delivery) this.#deliver([delivery]);
+    if (delivery) this.#deliver(fifo, [delivery]);
     else this.serveWaiters(fifo);
   }
 
   /** Serves the waiters of `fifo` (sockets' receives and HTTP takes), first come first served. */
   serveWaiters(fifo: string): void {
-    this.#deliver(this.fifo.serve(fifo, (s) => this.#isOpen(s)));
+    this.#deliver(fifo, this.fifo.serve(fifo, (s) => this.#presence(s, fifo)));
   }
+
+  // GETs whose CANCEL came after they were served (see late-cancels.ts).
+  #lateCancels = new LateCancels();
 
   #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo), () => this.#armHoldAlarm());
 
@@ -594,11 +607,19 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     return this.#helloed().get(socketId)?.readyState === WebSocket.READY_STATE_OPEN || this.#httpTakes.isWaiting(socketId);
   }
 
-  #deliver(deliveries: Delivery[]): void {
+  /** Whether waiter `socketId` of `fifo` is there, and may be served now (see Presence). */
+  #presence(socketId: string, fifo: string): boolean | null {
+    if (!this.#isOpen(socketId)) return false;
+    return this.#lateCancels.holds(socketId, fifo) ? null : true;
+  }
+
+  #deliver(fifo: string, deliveries: Delivery[]): void {
     for (const { socket, request, item } of deliveries) {
       if (this.#httpTakes.deliver(socket, item)) continue;
       const connection = this.#helloed().get(socket);
-      if (connection) this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
+      if (!connection) continue;
+      this.#lateCancels.delivered(socket, request, fifo, item.seq);
+      this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
     }
   }
 

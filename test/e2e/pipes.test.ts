@@ -332,3 +332,33 @@ describe("delays users give", () => {
     expect(await client.recv({ timeout: 5000 })).toBe("still open");
   });
 });
+
+describe("a recv given up while its item is on its way", () => {
+  test("an abort that comes too late: the item comes back ahead of the next one, and the next recv gets it first", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("late-abort");
+      const server = await open.server(space);
+      const client = await open.client(space, "alice", {}, link.url);
+      const peer = server.clients.get("alice");
+      await peer.ready;
+      const state = () => pipeState(space, "alice", "pipe:down:default");
+      const gone = new AbortController();
+      const first = client.recv({ signal: gone.signal });
+      await until(async () => (await state()).receivers === 1, { what: "the first recv waiting" });
+      link.hold(); // what the object sends the client from now on stays on its way
+      await peer.send("a"); // delivered to the first recv, on its way
+      await peer.send("b");
+      gone.abort();
+      await expect(first).rejects.toMatchObject({ name: "AbortError" });
+      const second = client.recv({ timeout: 10_000 });
+      // Its GET waits at the object behind "a", which is still on its way to the given-up recv.
+      await until(async () => (await state()).receivers === 1, { what: "the second recv waiting" });
+      link.release(); // "a" arrives for the given-up recv, and the library hands it back
+      expect(await second).toBe("a");
+      expect(await client.recv({ timeout: 5000 })).toBe("b");
+    } finally {
+      await link.close();
+    }
+  });
+});

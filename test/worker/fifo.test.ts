@@ -129,6 +129,50 @@ describe.each(KINDS)("queues of the %s", (_kind, makeTarget) => {
     expect((await take(producer))?.value).toBe("y");
   });
 
+  test("a GET after a CANCEL that came too late waits for that GET's item to come back, and gets it first", async () => {
+    const target = makeTarget();
+    const consumer = await target.client();
+    const producer = await target.server();
+    const first = await waitingGet(consumer);
+    await put(producer, "a"); // leased to the first GET, its reply on its way
+    await put(producer, "b");
+    // The library gave up the first GET (an abort) and its next receive
+    // leaves before the first's item reaches it: that item comes back
+    // (RELEASE) behind the new GET, and must still be received first.
+    expect((await consumer.request(Op.CANCEL, first))[2]).toBe(false);
+    const second = startGet(consumer);
+    const a = (await got(consumer, first))!;
+    expect(a.value).toBe("a");
+    expect(await stillWaiting(consumer, second)).toBe(true);
+    // Until the item comes back, nothing else is served to that GET either.
+    await put(producer, "c");
+    expect(await stillWaiting(consumer, second)).toBe(true);
+    expect(await consumer.request(Op.RELEASE, [a.seq])).toEqual([Msg.REPLY, expect.any(Number), 1]);
+    expect(await got(consumer, second)).toEqual(a);
+    await ack(consumer, [a.seq]);
+    expect((await take(consumer))?.value).toBe("b");
+    expect((await take(consumer))?.value).toBe("c");
+  });
+
+  test("after a late CANCEL, an ACK of the item (a timeout keeps it) lets the next GET on; a poll meanwhile finds nothing; other sockets are not held back", async () => {
+    const target = makeTarget();
+    const consumer = await target.client();
+    const producer = await target.server();
+    const first = await waitingGet(consumer);
+    await put(producer, "a");
+    await put(producer, "b");
+    expect((await consumer.request(Op.CANCEL, first))[2]).toBe(false);
+    const a = (await got(consumer, first))!;
+    expect(await take(consumer)).toBeNull(); // "b" would pass "a", were "a" to come back
+    const second = await waitingGet(consumer);
+    const other = await target.client("bruce");
+    expect((await take(other))?.value).toBe("b"); // another socket may take it
+    await put(producer, "c");
+    expect(await stillWaiting(consumer, second)).toBe(true);
+    await ack(consumer, [a.seq]);
+    expect((await got(consumer, second))?.value).toBe("c");
+  });
+
   test("a RELEASE serves a waiting GET at once", async () => {
     const target = makeTarget();
     const holder = await target.client();

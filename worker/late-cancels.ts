@@ -1,0 +1,80 @@
+// Receives whose CANCEL came too late: the GET had been served, and its item
+// was on its way back to a library that had given up the wait (an abort, a
+// timeout, a receive sent ahead and withdrawn). The library then hands the
+// item back (RELEASE) or, after a timeout, keeps it (ACK). A GET it sends
+// meanwhile must not pass that item: it would get the next one first, and the
+// one handed back after it. So until the item is settled, that socket's GETs
+// on its fifo are not served (one that waits waits; a poll finds nothing).
+//
+// Kept in memory per socket: a wake between a delivery and its CANCEL (rare:
+// the CANCEL comes within a round trip) forgets it, and the GET is served as
+// before this existed.
+
+/** Deliveries remembered per socket (the oldest forgotten first): a CANCEL names one of the last few. */
+const RECENT = 64;
+
+interface SocketDeliveries {
+  /** Request id -> [fifo, item number] of its latest deliveries. */
+  recent: Map<number, [string, number]>;
+  /** Fifo -> items delivered to cancelled GETs and not yet settled. */
+  out: Map<string, Set<number>>;
+}
+
+export class LateCancels {
+  #sockets = new Map<string, SocketDeliveries>();
+
+  #of(socket: string): SocketDeliveries {
+    let entry = this.#sockets.get(socket);
+    if (!entry) this.#sockets.set(socket, (entry = { recent: new Map(), out: new Map() }));
+    return entry;
+  }
+
+  /** GET `request` of `socket` was answered with item `seq` of `fifo`. */
+  delivered(socket: string, request: number, fifo: string, seq: number): void {
+    const { recent } = this.#of(socket);
+    recent.set(request, [fifo, seq]);
+    if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
+  }
+
+  /**
+   * `socket` cancelled GET `request`, which was no longer waiting. If it had
+   * been answered and `unsettled(seq)` says its item is still leased to that
+   * socket, its fifo holds that socket's GETs back until the item is settled.
+   */
+  cancelled(socket: string, request: number, unsettled: (seq: number) => boolean): void {
+    const entry = this.#sockets.get(socket);
+    const delivery = entry?.recent.get(request);
+    if (!entry || !delivery) return;
+    entry.recent.delete(request);
+    const [fifo, seq] = delivery;
+    if (!unsettled(seq)) return;
+    let seqs = entry.out.get(fifo);
+    if (!seqs) entry.out.set(fifo, (seqs = new Set()));
+    seqs.add(seq);
+  }
+
+  /** Whether GETs of `socket` on `fifo` wait for an item of a cancelled GET to be settled. */
+  holds(socket: string, fifo: string): boolean {
+    return this.#sockets.get(socket)?.out.has(fifo) ?? false;
+  }
+
+  /** Items `seqs` of `socket` were acknowledged or handed back: the fifos whose GETs may go on now. */
+  settled(socket: string, seqs: number[]): string[] {
+    const out = this.#sockets.get(socket)?.out;
+    if (!out?.size) return [];
+    const freed: string[] = [];
+    for (const [fifo, held] of out) {
+      for (const seq of seqs) held.delete(seq);
+      if (held.size === 0) {
+        out.delete(fifo);
+        freed.push(fifo);
+      }
+    }
+    return freed;
+  }
+
+  /** `socket` closed. */
+  forget(socket: string): void {
+    this.#sockets.delete(socket);
+  }
+}
