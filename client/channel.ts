@@ -15,7 +15,7 @@ import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
 import { ClosedError, LimitError, TimeoutError } from "./errors.js";
 import { after, checkDelay } from "./delays.js";
-import { ErrorCode, Op, checkName, type ChannelKind, type WireItem } from "./protocol.js";
+import { checkName, ErrorCode, OP_GET, OP_PUT, OP_RELEASE, OP_SIZE, type ChannelKind, type WireItem } from "./protocol.js";
 
 export interface WaitOptions {
   /** Milliseconds to wait; rejects with a TimeoutError after it. 0: do not wait. Default: wait forever. */
@@ -49,7 +49,7 @@ interface Ahead {
 /** Gives an item nobody will take here back to the object (RELEASE), for the next receiver. */
 function handBack(connection: Connection, [seq]: WireItem): void {
   connection.unhold(seq);
-  connection.request((id) => [Op.RELEASE, id, [seq]]).catch(() => {});
+  connection.request((id) => [OP_RELEASE, id, [seq]]).catch(() => {});
 }
 
 /** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */
@@ -89,7 +89,7 @@ class ChannelEnd {
     }
     const kind = this.#kind;
     const name = this.name;
-    await connection.request((id) => [Op.PUT, id, kind, name, bytes], "write");
+    await connection.request((id) => [OP_PUT, id, kind, name, bytes], "write");
   }
 
   /** Takes the next item, waiting for one as `options` allow. */
@@ -121,7 +121,7 @@ class ChannelEnd {
     // Without a receive ahead, a poll asks for an item without waiting; with
     // one, it is that receive, cancelled at once unless its item is here.
     if (timeout === 0 && !ahead) {
-      const item = (await connection.request((id) => [Op.GET, id, kind, name, false])) as WireItem | null;
+      const item = (await connection.request((id) => [OP_GET, id, kind, name, false])) as WireItem | null;
       if (item === null) throw new TimeoutError(`${what} is empty`); // (as a timeout of 0 below)
       return this.#accept(connection, item);
     }
@@ -235,7 +235,7 @@ class ChannelEnd {
     let id = 0;
     const reply = connection.request((i) => {
       id = i;
-      return [Op.GET, i, kind, name, true];
+      return [OP_GET, i, kind, name, true];
     }, "read", rides) as Promise<WireItem | null>;
     return { id, reply };
   }
@@ -250,7 +250,7 @@ class ChannelEnd {
   async size(): Promise<number> {
     const kind = this.#kind;
     const name = this.name;
-    const waiting = (await this.#open().request((id) => [Op.SIZE, id, kind, name])) as number;
+    const waiting = (await this.#open().request((id) => [OP_SIZE, id, kind, name])) as number;
     return waiting + (this.#ahead && inHand(this.#ahead) ? 1 : 0);
   }
 }

@@ -15,10 +15,7 @@
 // the next request, or for a timer.
 import { after, checkDelay } from "./delays.js";
 import { ReconnectingSocket } from "./socket.js";
-import {
-  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION,
-  decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry,
-} from "./protocol.js";
+import { CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
 
 export type Status = "connecting" | "open" | "closed";
@@ -59,7 +56,10 @@ interface Inflight {
   sent?: boolean;
 }
 
-const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.UNAUTHORIZED, CloseCode.FORBIDDEN, CloseCode.PROTOCOL_VERSION]);
+/** How often an open socket pings (see socket.ts): a link that died without a close is found within twice this. */
+const HEARTBEAT_MS = 20_000;
+
+const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION]);
 
 /** Settles a request: its onReply first, then its promise. */
 function end(request: Inflight, value: unknown, error: SharevarsError | null): void {
@@ -114,7 +114,7 @@ export class Connection {
       message: (data) => this.#onData(data),
       close: (code, reason) => this.#onClose(code, reason),
       final: (code) => FINAL_CLOSE_CODES.has(code),
-    });
+    }, HEARTBEAT_MS);
     // (Cleared once ready; #fail ignores a handle closed meanwhile.) Its
     // rejection handler also keeps a failed `ready` from being unhandled: the
     // owner reports it through its own promise.
@@ -188,7 +188,7 @@ export class Connection {
    * of the next receive and hand it back behind it, out of order.
    */
   cancel(get: number): void {
-    if (this.#isReady) this.request((id) => [Op.CANCEL, id, get]).catch(() => {});
+    if (this.#isReady) this.request((id) => [OP_CANCEL, id, get]).catch(() => {});
     else this.#inflight.delete(get);
   }
 
@@ -214,7 +214,7 @@ export class Connection {
     // for the next receiver at once; receives riding along are dropped.
     if (this.#isReady) {
       this.#riders = [];
-      if (this.#inHand.size > 0) this.request((id) => [Op.RELEASE, id, [...this.#inHand]]).catch(() => {});
+      if (this.#inHand.size > 0) this.request((id) => [OP_RELEASE, id, [...this.#inHand]]).catch(() => {});
       this.#flush();
     }
     this.#fail(new ClosedError());
@@ -234,7 +234,7 @@ export class Connection {
     for (let i = 0; i <= frames.length; i++) {
       const size = i < frames.length ? frames[i].byteLength : 0;
       if (i === frames.length || (i > start && (i - start >= Limits.MAX_BATCH_FRAMES || bytes + size > Limits.BATCH_BYTES))) {
-        this.#socket.send(i - start === 1 ? frames[start] : encodeFrame([Op.BATCH, 0, frames.slice(start, i)]));
+        this.#socket.send(i - start === 1 ? frames[start] : encodeFrame([OP_BATCH, 0, frames.slice(start, i)]));
         start = i;
         bytes = 0;
       }
@@ -256,7 +256,7 @@ export class Connection {
     // fails a ready connection. Acknowledgements left are never sent: what
     // they acknowledge goes back with the session.)
     clearTimeout(this.#ackTimer);
-    this.#socket.close(CloseCode.SESSION_ENDED);
+    this.#socket.close(CLOSE_SESSION_ENDED);
     this.#settleReady.reject(error);
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
@@ -276,7 +276,7 @@ export class Connection {
       hello.pending = id;
       break;
     }
-    this.#socket.send(encodeFrame([Op.HELLO, this.#helloId, hello]));
+    this.#socket.send(encodeFrame([OP_HELLO, this.#helloId, hello]));
   }
 
   #onClose(code: number, reason: string): void {
@@ -286,11 +286,11 @@ export class Connection {
     this.#riders = [];
     if (this.#closedWith) return;
     if (FINAL_CLOSE_CODES.has(code)) {
-      this.#fail(new AuthError(code === CloseCode.FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
+      this.#fail(new AuthError(code === CLOSE_FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
       return;
     }
     // One connection too many (before its HELLO was answered): a first connect fails with it.
-    if (code === CloseCode.TOO_MANY_CONNECTIONS && this.#sockets === 0) {
+    if (code === CLOSE_TOO_MANY_CONNECTIONS && this.#sockets === 0) {
       this.#fail(new LimitError(ErrorCode.TOO_MANY_CONNECTIONS, reason));
       return;
     }
@@ -302,7 +302,7 @@ export class Connection {
     let message: Message;
     try {
       message = decodeFrame(data) as Message;
-      if (message[0] === Msg.BATCH) {
+      if (message[0] === MSG_BATCH) {
         for (const frame of message[1]) this.#onMessage(decodeFrame(frame) as Message);
         return;
       }
@@ -314,13 +314,13 @@ export class Connection {
 
   #onMessage(message: Message): void {
     switch (message[0]) {
-      case Msg.SNAPSHOT:
+      case MSG_SNAPSHOT:
         if (message[1] === this.#helloId) this.#options.onSnapshot(message[2]);
         return;
-      case Msg.REPLY:
+      case MSG_REPLY:
         if (message[1] === this.#helloId) return this.#onHello(message[2] as HelloResult);
         return this.#settle(message[1], message[2], null);
-      case Msg.ERROR: {
+      case MSG_ERROR: {
         const error = errorFromWire(message[2], message[3]);
         if (!this.#isReady) {
           // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
@@ -386,7 +386,7 @@ export class Connection {
       const id = this.#nextId++;
       // Quiet: no reply of its own (one frame less each way, and no BATCH for a
       // lone reply); a reply to any later request settles it (see #settle).
-      const frame = encodeFrame([Op.ACK, id, batch, true]);
+      const frame = encodeFrame([OP_ACK, id, batch, true]);
       this.#inflight.set(id, { frame, kind: "ack", resolve: () => {}, reject: () => {} });
       this.#quietAcks.push(id);
       // In front of this turn's requests: an ack never waits behind them.

@@ -4,7 +4,7 @@
 import { decodeValue, encodeValue } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { ClosedError, LimitError, NotReadyError, type SharevarsError } from "./errors.js";
-import { ErrorCode, Limits, Op, checkKey, type LimitsInForce } from "./protocol.js";
+import { checkKey, ErrorCode, Limits, OP_DICT_CLEAR, OP_DICT_DELETE, OP_DICT_SET, OP_DICT_UPDATE, type LimitsInForce } from "./protocol.js";
 import { Replica, type LocalWrite } from "./replica.js";
 import type { Connection } from "./connection.js";
 
@@ -215,10 +215,10 @@ export class SharedDict implements Iterable<[string, any]> {
     let seq = 0;
     const reply = connection.request((id) => {
       seq = id;
-      if (write.kind === "clear") return [Op.DICT_CLEAR, id];
-      if (write.kind === "delete") return [Op.DICT_DELETE, id, write.key];
-      if (write.entries.length === 1) return [Op.DICT_SET, id, write.entries[0][0], write.entries[0][1]];
-      return [Op.DICT_UPDATE, id, write.entries];
+      if (write.kind === "clear") return [OP_DICT_CLEAR, id];
+      if (write.kind === "delete") return [OP_DICT_DELETE, id, write.key];
+      if (write.entries.length === 1) return [OP_DICT_SET, id, write.entries[0][0], write.entries[0][1]];
+      return [OP_DICT_UPDATE, id, write.entries];
     }, "write", false, (version, error) => {
       // As the reply is matched (see Connection.request), not a microtask later.
       if (error) {

@@ -35,43 +35,57 @@
 // One message is one storage transaction on the object, so a batch of puts or
 // acks commits once instead of once per item; nothing is reordered.
 //
+// Heartbeat (text messages, outside the CBOR frames): a library sends PING on
+// an open socket every so often; the object's runtime answers PONG without
+// waking the object (setWebSocketAutoResponse). See client/socket.ts.
+//
 // Tokens (space object, server role):
 //   ISSUE_TOKEN clientId ttlSeconds ->   REPLY a client token (JWT) for that id in this space
 // A pipe named n is two FIFOs, one per direction; the object picks the one a
 // role sends to or receives from, so each end only ever gets the other's items.
 import { Encoder } from "cbor-x";
+import {
+  CLOSE_FORBIDDEN, CLOSE_FRAME_TOO_LARGE, CLOSE_HELLO_FAILED, CLOSE_HELLO_TIMEOUT, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED,
+  CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, MSG_BATCH, MSG_CHANGE, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, MSG_ERROR,
+  MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_BATCH, OP_CANCEL, OP_DICT_CLEAR, OP_DICT_DELETE, OP_DICT_SET, OP_DICT_UPDATE, OP_GET,
+  OP_HELLO, OP_ISSUE_TOKEN, OP_PUT, OP_RELEASE, OP_SIZE,
+} from "./kinds.js";
+
+export * from "./kinds.js";
 
 export const PROTOCOL_VERSION = 1;
 
-/** Requests, client library -> object. */
+/** The heartbeat's text messages (see the top of this file). */
+export const PING = "ping";
+export const PONG = "pong";
+
+/** Requests, client library -> object (each also a constant of its own: see kinds.ts). */
 export const Op = {
-  HELLO: 1,
-  /** [BATCH, 0, [encoded request frame, ...]] */
-  BATCH: 3,
-  DICT_SET: 10,
-  DICT_DELETE: 11,
-  DICT_CLEAR: 12,
-  DICT_UPDATE: 13,
-  PUT: 20,
-  GET: 21,
-  ACK: 22,
-  CANCEL: 23,
-  RELEASE: 24,
-  SIZE: 25,
-  ISSUE_TOKEN: 30,
+  HELLO: OP_HELLO,
+  BATCH: OP_BATCH,
+  DICT_SET: OP_DICT_SET,
+  DICT_DELETE: OP_DICT_DELETE,
+  DICT_CLEAR: OP_DICT_CLEAR,
+  DICT_UPDATE: OP_DICT_UPDATE,
+  PUT: OP_PUT,
+  GET: OP_GET,
+  ACK: OP_ACK,
+  CANCEL: OP_CANCEL,
+  RELEASE: OP_RELEASE,
+  SIZE: OP_SIZE,
+  ISSUE_TOKEN: OP_ISSUE_TOKEN,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
 /** Messages, object -> client library. */
 export const Msg = {
-  REPLY: 100,
-  ERROR: 101,
-  SNAPSHOT: 102,
-  CHANGE: 103,
-  CLIENT_ONLINE: 104,
-  CLIENT_OFFLINE: 105,
-  /** [BATCH, [encoded message frame, ...]] */
-  BATCH: 106,
+  REPLY: MSG_REPLY,
+  ERROR: MSG_ERROR,
+  SNAPSHOT: MSG_SNAPSHOT,
+  CHANGE: MSG_CHANGE,
+  CLIENT_ONLINE: MSG_CLIENT_ONLINE,
+  CLIENT_OFFLINE: MSG_CLIENT_OFFLINE,
+  BATCH: MSG_BATCH,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -95,20 +109,16 @@ const ERROR_CODES = [
 export const ErrorCode = Object.fromEntries(ERROR_CODES.map((code) => [code, code])) as { readonly [C in (typeof ERROR_CODES)[number]]: C };
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/**
- * WebSocket close codes the objects use (4000-4999 is for applications).
- * A client library does not reconnect after the ones marked final.
- */
+/** WebSocket close codes the objects use; a client library does not reconnect after the final ones (see kinds.ts). */
 export const CloseCode = {
-  UNAUTHORIZED: 4001, // final
-  FORBIDDEN: 4003, // final
-  PROTOCOL_VERSION: 4005, // final
-  HELLO_FAILED: 4000, // the HELLO failed on the object's side (an internal error): reconnect
-  HELLO_TIMEOUT: 4008, // the socket said no HELLO in time
-  FRAME_TOO_LARGE: 4009,
-  TOO_MANY_CONNECTIONS: 4029,
-  /** Sent by a handle that closed for good: its session ends (what it was given and did not acknowledge goes back at once). */
-  SESSION_ENDED: 4100,
+  UNAUTHORIZED: CLOSE_UNAUTHORIZED,
+  FORBIDDEN: CLOSE_FORBIDDEN,
+  PROTOCOL_VERSION: CLOSE_PROTOCOL_VERSION,
+  HELLO_FAILED: CLOSE_HELLO_FAILED,
+  HELLO_TIMEOUT: CLOSE_HELLO_TIMEOUT,
+  FRAME_TOO_LARGE: CLOSE_FRAME_TOO_LARGE,
+  TOO_MANY_CONNECTIONS: CLOSE_TOO_MANY_CONNECTIONS,
+  SESSION_ENDED: CLOSE_SESSION_ENDED,
 } as const;
 
 /** Limits, enforced by the objects and checked early by the client library. */

@@ -9,7 +9,7 @@ import { Emitter } from "./emitter.js";
 import { AuthError } from "./errors.js";
 import { checkDelay } from "./delays.js";
 import { DictHandle } from "./handle.js";
-import { ErrorCode, Msg, Op, checkName, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
+import { checkName, ErrorCode, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, OP_ISSUE_TOKEN, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
 import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
@@ -265,7 +265,7 @@ export class Server extends DictHandle<ServerEvents> {
   }
 
   #onMessage(message: Message): void {
-    if (message[0] === Msg.CLIENT_ONLINE) {
+    if (message[0] === MSG_CLIENT_ONLINE) {
       const [, id, order, since] = message;
       const known = this.#online.find(([other]) => other === id);
       if (known && known[2] === since) return;
@@ -277,7 +277,7 @@ export class Server extends DictHandle<ServerEvents> {
       }
       this.#online = [...rest, [id, order, since] as OnlineClient].sort((a, b) => a[1] - b[1]);
       this.#events.emit("connect", this.#peer(id));
-    } else if (message[0] === Msg.CLIENT_OFFLINE) {
+    } else if (message[0] === MSG_CLIENT_OFFLINE) {
       const id = message[1];
       if (!this.#online.some(([other]) => other === id)) return;
       this.#online = this.#online.filter(([other]) => other !== id);
@@ -307,7 +307,7 @@ export class Server extends DictHandle<ServerEvents> {
   async issueClientToken(id: string, { ttlSeconds = 3600 }: { ttlSeconds?: number } = {}): Promise<string> {
     const problem = checkName(id, "the client id");
     if (problem) throw new TypeError(problem);
-    return (await this.#connection.request((rid) => [Op.ISSUE_TOKEN, rid, id, ttlSeconds])) as string;
+    return (await this.#connection.request((rid) => [OP_ISSUE_TOKEN, rid, id, ttlSeconds])) as string;
   }
 
   /** Resolves when every write so far (global dict and every peer's dict) is durable. */

@@ -6,7 +6,15 @@
 // async URL step: 1.3 ms of a 12-15 ms Client.connect. Kept: exponential
 // backoff with jitter, a connect timeout, the backoff reset after a stable
 // connection, no reconnect after a final close code, and sends dropped
-// while not open (the caller queues and replays its own requests).
+// while not open (the caller queues and replays its own requests). Added: a
+// heartbeat. A link can die without a close: a network drops a flow that
+// stayed idle a minute or two (Cloudflare's edge does), or a peer vanishes,
+// and the socket still reads as open while what is sent goes nowhere. So an
+// open socket sends PING every `heartbeat` ms (the object's runtime answers,
+// without waking the object), and one that heard nothing at all since its
+// last ping is given up, and reconnects.
+import { after } from "./delays.js";
+import { PING } from "./protocol.js";
 
 export interface SocketHandlers {
   open(): void;
@@ -31,14 +39,17 @@ export class ReconnectingSocket {
   #on: SocketHandlers;
   #ws: WebSocket | null = null;
   #failures = 0;
-  /** The next reconnect, or the connect timeout of the socket under way. */
+  /** The next reconnect, the connect timeout of the socket under way, or the open socket's next heartbeat. */
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stable: ReturnType<typeof setTimeout> | undefined;
+  #heartbeat: number;
   #closed = false;
 
-  constructor(url: string, on: SocketHandlers) {
+  /** `heartbeat`: ms between pings (over 2^31 - 1: none). */
+  constructor(url: string, on: SocketHandlers, heartbeat: number) {
     this.#url = url;
     this.#on = on;
+    this.#heartbeat = heartbeat;
     this.#open();
   }
 
@@ -52,7 +63,7 @@ export class ReconnectingSocket {
     }
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
-    // In #retry (idle while a socket is under way): close() clears it too.
+    // In #retry (idle while a socket is under way), like the heartbeat once it is open: close() clears it too.
     this.#retry = setTimeout(() => drop(1006, "timeout"), CONNECT_TIMEOUT_MS);
     // This socket is done (closed, failed or timed out): report it, then retry.
     const drop = (code: number, reason: string) => {
@@ -68,11 +79,17 @@ export class ReconnectingSocket {
       this.#on.close(code, reason);
       if (!this.#on.final(code)) this.#reconnect();
     };
+    let heard = true;
+    const beat = (): unknown => (this.#retry = after(this.#heartbeat, () => (heard ? ((heard = false), ws.send(PING), beat()) : drop(1006, "timeout"))));
     ws.onopen = () => {
       clearTimeout(this.#retry);
+      beat();
       this.#on.open();
     };
-    ws.onmessage = (event) => this.#on.message(event.data);
+    ws.onmessage = (event) => {
+      heard = true;
+      this.#on.message(event.data);
+    };
     ws.onclose = (event) => drop(event.code, event.reason);
     ws.onerror = () => drop(1006, "");
   }

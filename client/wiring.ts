@@ -2,7 +2,7 @@
 import { Connection, type Status } from "./connection.js";
 import { after, checkDelay } from "./delays.js";
 import type { SharedDict } from "./dict.js";
-import { Msg, type HelloResult, type Message } from "./protocol.js";
+import { MSG_CHANGE, type HelloResult, type Message } from "./protocol.js";
 
 export interface DictConnectionOptions {
   /** Messages the dict does not handle (CLIENT_ONLINE, ...). */
@@ -16,6 +16,7 @@ export interface DictConnectionOptions {
 export function dictConnection(dict: SharedDict, url: string, token: string | undefined, options: DictConnectionOptions = {}): Connection {
   const replica = dict.replica;
   const connection = new Connection({
+    ...options,
     url,
     hello: () => ({ ...replica.resume(), ...(token === undefined ? {} : { token }) }),
     onSnapshot: (entries) => replica.snapshotChunk(entries),
@@ -24,11 +25,9 @@ export function dictConnection(dict: SharedDict, url: string, token: string | un
       options.onReady?.(result);
     },
     onMessage: (message) => {
-      if (message[0] === Msg.CHANGE) replica.remote(message[1], message[2], message[3]);
+      if (message[0] === MSG_CHANGE) replica.remote(message[1], message[2], message[3]);
       else options.onMessage?.(message);
     },
-    onStatus: options.onStatus,
-    connectTimeout: options.connectTimeout,
   });
   dict.attach(connection);
   return connection;

@@ -4,7 +4,7 @@
 // A subclass says who may connect (`authorize`) and which channels it has.
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
-  CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, checkName,
+  CloseCode, ErrorCode, Limits, Msg, Op, PING, PONG, PROTOCOL_VERSION, checkName,
   decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
 } from "../client/protocol.js";
 import { decodeValue } from "../client/codec.js";
@@ -80,6 +80,13 @@ const SUMMARY_CHANNELS = 200;
 
 export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   static options = { hibernate: true };
+
+  constructor(ctx: DurableObjectState, env: E) {
+    super(ctx, env);
+    // The libraries' heartbeat (client/socket.ts): the runtime answers it
+    // without waking the object, and a hibernating object stays asleep.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+  }
 
   #dict?: VersionedDict;
   #fifo?: Fifo;

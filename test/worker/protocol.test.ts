@@ -3,7 +3,7 @@
 // it and the socket goes on serving. Handshake failures close the socket with
 // their documented close code.
 import { describe, expect, test } from "vitest";
-import { CloseCode, ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION } from "../../client/protocol.js";
+import { CloseCode, ErrorCode, Limits, Msg, Op, PING, PONG, PROTOCOL_VERSION } from "../../client/protocol.js";
 import { encodeValue } from "../../client/codec.js";
 import { KINDS, dumpStorage, spaceTarget, type Target } from "./objects.js";
 import type { Wire } from "./wire.js";
@@ -85,6 +85,23 @@ describe.each(KINDS)("bad frames to the %s", (_kind, makeTarget) => {
     expect(refusals.map((r) => [r.seq, r.code])).toEqual(write ? [[id, code]] : []);
     // Still open and serving: the next write is version 2, so the bad frame wrote none.
     expect(await wire.set("after", enc(2))).toEqual([Msg.REPLY, expect.any(Number), 2]);
+  });
+});
+
+describe.each(KINDS)("the %s's heartbeat", (_kind, makeTarget) => {
+  test("a text PING is answered PONG, before and after HELLO, and is no bad frame", async () => {
+    const target = makeTarget();
+    const wire = await target.raw();
+    const pongs = () => wire.frames.filter((f) => f[0] === "TEXT" && f[1] === PONG).length;
+    wire.sendRaw(PING);
+    await wire.waitFor(() => pongs() === 1, "the first PONG");
+    const hello = await wire.hello();
+    expect(hello.result).toMatchObject({ full: true });
+    wire.sendRaw(PING);
+    await wire.waitFor(() => pongs() === 2, "the second PONG");
+    expect((await wire.set("k", enc(1)))[0]).toBe(Msg.REPLY);
+    // Nothing but the PONGs came as text, and no ERROR at all.
+    expect(wire.frames.filter((f) => f[0] === "TEXT" || f[0] === Msg.ERROR)).toEqual([["TEXT", PONG], ["TEXT", PONG]]);
   });
 });
 

@@ -1,0 +1,51 @@
+// The heartbeat of client/socket.ts against the real worker: the object's
+// runtime answers each PING, so a live link is kept; a link that stops
+// delivering without closing (a network that dropped the flow) is given up
+// and reconnected. The handles ping every 20 s; here the socket is made with
+// a shorter interval so that the test takes a second, not a minute.
+import { expect, test } from "vitest";
+import { OP_HELLO, PONG, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
+import { ReconnectingSocket } from "../../client/socket.js";
+import { clientObjectUrl } from "../../client/urls.js";
+import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+import { faultyLink } from "../helpers/proxy.js";
+
+const HEARTBEAT_MS = 150;
+
+test("a live link is kept by its pings; a link that goes silent without closing is given up and reconnected", async () => {
+  const link = await faultyLink(workerUrl());
+  const opens: number[] = [];
+  const closes: [number, string][] = [];
+  let pongs = 0;
+  let socket: ReconnectingSocket | undefined;
+  try {
+    socket = new ReconnectingSocket(clientObjectUrl(link.url, uniqueSpace("heartbeat"), "alice", "client"), {
+      open: () => {
+        opens.push(performance.now());
+        // A handle says HELLO at once (the object closes a socket that does not, after a while).
+        socket!.send(encodeFrame([OP_HELLO, opens.length, { v: PROTOCOL_VERSION, session: crypto.randomUUID() }]));
+      },
+      message: (data) => void (data === PONG && pongs++),
+      close: (code, reason) => void closes.push([code, reason]),
+      final: () => false,
+    }, HEARTBEAT_MS);
+    await until(() => opens.length === 1, { what: "the first open" });
+    // Ten intervals with nothing but pings and their answers: the link is kept.
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 10));
+    expect(closes).toEqual([]);
+    expect(pongs).toBeGreaterThanOrEqual(5);
+
+    // The worker's side goes silent (its bytes are held on the way, the TCP connection stays up).
+    link.hold();
+    const silent = performance.now();
+    await until(() => closes.length === 1, { timeout: 5000, what: "the silent link given up" });
+    expect(closes[0]).toEqual([1006, "timeout"]);
+    // Found after one unanswered ping: between one and two intervals, plus this machine's slack.
+    expect(performance.now() - silent).toBeLessThan(HEARTBEAT_MS * 2 + 500);
+    link.release();
+    await until(() => opens.length === 2, { timeout: 5000, what: "the reconnect" });
+  } finally {
+    socket?.close(1000);
+    await link.close();
+  }
+});
