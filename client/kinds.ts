@@ -41,5 +41,7 @@ export const CLOSE_HELLO_FAILED = 4000; // the HELLO failed on the object's side
 export const CLOSE_HELLO_TIMEOUT = 4008; // the socket said no HELLO in time
 export const CLOSE_FRAME_TOO_LARGE = 4009;
 export const CLOSE_TOO_MANY_CONNECTIONS = 4029;
+/** The object took the socket for dead: its library's pings stopped (see worker/shared-object.ts). */
+export const CLOSE_SILENT = 4012;
 /** Sent by a handle that closed for good: its session ends (what it was given and did not acknowledge goes back at once). */
 export const CLOSE_SESSION_ENDED = 4100;

@@ -42,6 +42,18 @@ const OVER_LIMIT_HELLO_MS = 3000;
 /** The reason a socket closes with when a newer socket of its session took its place. */
 const SUPERSEDED = "superseded by a newer socket of its session";
 
+/**
+ * A socket whose library pinged (client/socket.ts: every 20 s) and then fell
+ * silent this long is taken for dead: its link dropped without a close, which
+ * the runtime may not notice for a long while. Its end is handled as a close
+ * (what it was given is held for its session; its client goes offline).
+ * Sockets of libraries that never ping (older ones) are left alone.
+ */
+const SILENT_MS = 60_000;
+/** HELLOs look for silent sockets at most this often (a pass over every socket). */
+const SILENT_SWEEP_MS = 10_000;
+const SILENT_REASON = "no ping for a minute: taken for dead";
+
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
 const ATTACHED_WAITS = 8;
@@ -617,6 +629,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /** Whether waiter `socketId` of `fifo` is there, and may be served now (see Presence). */
   #presence(socketId: string, fifo: string): boolean | null {
     if (!this.#isOpen(socketId)) return false;
+    const socket = this.#helloed().get(socketId);
+    if (socket && this.#silent(socket)) {
+      // Taken for dead: its waits end here, and its end is handled once this delivery is done.
+      queueMicrotask(() => void this.#end(socket, CloseCode.SILENT, SILENT_REASON));
+      return false;
+    }
     return this.#lateCancels.holds(socketId, fifo) ? null : true;
   }
 
@@ -648,6 +666,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       throw new ProtocolError(ErrorCode.PROTOCOL_VERSION, `this worker speaks protocol ${PROTOCOL_VERSION}, the library ${args.v}`, CloseCode.PROTOCOL_VERSION);
     }
     const { role, clientId } = SharedObject.roleOf(socket);
+    // Dead sockets give up their places (and their clients' stays online) first.
+    if (Date.now() - this.#swept >= SILENT_SWEEP_MS) await this.endSilent();
     this.#authorizing.add(socket);
     try {
       await this.authorize(role, clientId, args);
@@ -733,25 +753,50 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
    */
   async #supersede(socket: Socket, session: string): Promise<void> {
     for (const other of [...this.#helloed().values()]) {
-      if (other === socket || this.#sessionOf.get(other) !== session) continue;
-      try {
-        other.close(1000, SUPERSEDED);
-      } catch {
-        // closing already
-      }
-      try {
-        await this.onClose(other);
-      } catch (error) {
-        console.error("sharevars: ending a superseded socket", error);
-      }
-      // Its end was handled: its close event, should it come after a
-      // hibernation (which forgets #ended), finds no state and does nothing again.
-      try {
-        other.setState(null as never);
-      } catch {
-        // closed already
-      }
+      if (other !== socket && this.#sessionOf.get(other) === session) await this.#end(other, 1000, SUPERSEDED);
     }
+  }
+
+  /** Closes a HELLO'd socket and handles its end at once (its close event may come late, or never). */
+  async #end(socket: Socket, code: number, reason: string): Promise<void> {
+    try {
+      socket.close(code, reason);
+    } catch {
+      // closing already
+    }
+    try {
+      await this.onClose(socket);
+    } catch (error) {
+      console.error("sharevars: ending a socket", error);
+    }
+    // Its end was handled: its close event, should it come after a
+    // hibernation (which forgets #ended), finds no state and does nothing again.
+    try {
+      socket.setState(null as never);
+    } catch {
+      // closed already
+    }
+  }
+
+  /** When HELLO last looked for silent sockets. */
+  #swept = 0;
+
+  /** Whether `socket` pinged and then fell silent (see SILENT_MS). */
+  #silent(socket: WebSocket, now = Date.now()): boolean {
+    const pinged = this.ctx.getWebSocketAutoResponseTimestamp(socket);
+    return pinged !== null && now - pinged.getTime() > SILENT_MS;
+  }
+
+  /** Ends every HELLO'd socket that fell silent; returns how many. */
+  async endSilent(now = Date.now()): Promise<number> {
+    this.#swept = now;
+    let ended = 0;
+    for (const socket of [...this.#helloed().values()]) {
+      if (!this.#silent(socket, now)) continue;
+      await this.#end(socket, CloseCode.SILENT, SILENT_REASON);
+      ended++;
+    }
+    return ended;
   }
 
   /** Whether a socket of `session` that opened after `socket` (on this instance) has joined. */

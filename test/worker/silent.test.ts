@@ -1,0 +1,72 @@
+// Sockets whose library pinged and then fell silent for a minute (a link that
+// died without a close) are taken for dead: ended like a close, so what they
+// were given is held for their session and their client goes offline. The
+// minute is reached by asking with a later clock (`endSilent(now)`), or by
+// moving the object's clock ahead (fake Date) for a delivery.
+import { runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, test, vi } from "vitest";
+import { CloseCode, Msg, PING, PONG } from "../../client/protocol.js";
+import type { SharedObject } from "../../worker/shared-object.js";
+import { KINDS, spaceTarget, type ReadyWire } from "./objects.js";
+import { put, putAndTake, storedItems, take, until, waitingGet } from "./channels.js";
+
+const MINUTE_AND_A_BIT = 61_000;
+
+/** Sends a PING and waits for its PONG (the runtime then has a ping time for the socket). */
+async function ping(wire: ReadyWire): Promise<void> {
+  const before = wire.frames.filter((f) => f[0] === "TEXT" && f[1] === PONG).length;
+  wire.sendRaw(PING);
+  await wire.waitFor(() => wire.frames.filter((f) => f[0] === "TEXT" && f[1] === PONG).length > before, "a PONG");
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe.each(KINDS)("silent sockets of the %s", (_kind, makeTarget) => {
+  test("one that pinged and then went quiet for a minute is ended, its leased item held for its session; one that never pinged is left", async () => {
+    const target = makeTarget();
+    const quiet = await target.client("alice");
+    const old = await target.server(); // an older library: it never pings
+    await ping(quiet);
+    const item = await putAndTake(old, quiet, "x");
+    expect(await runInDurableObject(target.stub, (instance: SharedObject) => instance.endSilent(Date.now() + 30_000))).toBe(0);
+    expect(await runInDurableObject(target.stub, (instance: SharedObject) => instance.endSilent(Date.now() + MINUTE_AND_A_BIT))).toBe(1);
+    expect((await quiet.closed).code).toBe(CloseCode.SILENT);
+    const [stored] = await storedItems(target.stub);
+    expect(stored).toMatchObject({ seq: item.seq, lease: null, session: expect.any(String), held_until: expect.any(Number) });
+    // The other socket goes on.
+    await put(old, "y");
+    expect((await take(old))?.value).toBe("y");
+  });
+
+  test("a receive waiting on a socket gone silent is not given the next item; the socket is ended", async () => {
+    const target = makeTarget();
+    const receiver = await target.client("alice");
+    const producer = await target.server();
+    await ping(receiver);
+    await waitingGet(receiver);
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + MINUTE_AND_A_BIT });
+    await put(producer, "for someone alive");
+    vi.useRealTimers();
+    expect((await receiver.closed).code).toBe(CloseCode.SILENT);
+    const [stored] = await storedItems(target.stub);
+    expect(stored).toMatchObject({ lease: null, session: null }); // in line, for the next receiver
+    expect((await take(producer))?.value).toBe("for someone alive");
+  });
+});
+
+test("the next HELLO ends sockets gone silent: their client is offline, the servers hear it, and that HELLO does not list it", async () => {
+  const target = spaceTarget();
+  const server = await target.server();
+  const alice = await target.client("alice");
+  await target.client("bob");
+  await ping(alice);
+  // A minute later, the next HELLO looks for silent sockets first.
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + MINUTE_AND_A_BIT });
+  const late = await target.server();
+  vi.useRealTimers();
+  expect(late.hello.result?.clients?.map(([id]) => id)).toEqual(["bob"]);
+  expect((await alice.closed).code).toBe(CloseCode.SILENT);
+  await until(async () => server.frames.some((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "alice"), "the server heard alice leave");
+});
