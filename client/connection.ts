@@ -101,6 +101,7 @@ export class Connection {
   /** ERRORs that came before the HELLO reply (see #onMessage). */
   #early: [number, SharevarsError][] = [];
   #closedWith: SharevarsError | null = null;
+  #closing = false;
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
   constructor(options: ConnectionOptions) {
@@ -131,8 +132,14 @@ export class Connection {
     return this.#limits;
   }
 
+  /** Closed, or closing: what the application asks now is refused (what it asked before still goes). */
   get closed(): boolean {
-    return this.#closedWith !== null;
+    return this.#closedWith !== null || this.#closing;
+  }
+
+  /** close() began on the handle, which waits for its writes: see `closed`. */
+  closing(): void {
+    this.#closing = true;
   }
 
   /**

@@ -42,10 +42,13 @@ export function combinedStatus(connections: Connection[]): Status {
 /**
  * Closes a handle's connections once every write in flight on them (dict
  * writes, items sent or put) has its outcome, or after `ms`. Their failures
- * are not taken here: a dict write's is the next sync()'s to report.
+ * are not taken here: a dict write's is the next sync()'s to report. From
+ * the call on, the handle refuses new writes and receives (ClosedError):
+ * one made now would not be waited for.
  */
 export async function closeAfterWrites(connections: Connection[], ms: number): Promise<void> {
   checkDelay(ms, "flushTimeout");
+  for (const connection of connections) connection.closing();
   const done = Promise.all(connections.map((connection) => connection.writesSettled()));
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (ms > 0) await Promise.race([done, new Promise<void>((resolve) => (timer = after(ms, resolve)))]);

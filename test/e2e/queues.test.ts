@@ -93,6 +93,35 @@ describe("close: what its writes tell", () => {
     }
   });
 
+  test("once close() began, new writes and receives are refused with ClosedError; the writes made before it are still waited for", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("queues-closing");
+      const client = await Client.connect(link.url, { space, id: "alice" });
+      link.latency(200);
+      const before = outcome(client.send("before"));
+      const closing = client.close();
+      expect(() => {
+        client["late"] = 1;
+      }).toThrow(expect.objectContaining({ name: "ClosedError" }));
+      expect(await outcome(client.send("late"))).toBe("ClosedError CLOSED");
+      expect(await outcome(client.recv())).toBe("ClosedError CLOSED");
+      expect(await outcome(client.globals.put("late"))).toBe("ClosedError CLOSED");
+      await closing;
+      expect(await before).toBe("resolved");
+      // Only what came before close() was stored.
+      const server = await open.server(space);
+      const peer = server.clients.get("alice");
+      expect(await peer.recv({ timeout: 2000 })).toBe("before");
+      await expect(peer.recv({ timeout: 300 })).rejects.toMatchObject({ name: "TimeoutError" });
+      expect(await server.queues["default"].size()).toBe(0);
+      await peer.ready;
+      expect("late" in peer).toBe(false);
+    } finally {
+      await link.close();
+    }
+  });
+
   test("a write made while reconnecting was never sent: close() fails it with ClosedError, not OUTCOME_UNKNOWN", async () => {
     const link = await faultyLink(workerUrl());
     try {
