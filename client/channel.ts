@@ -46,10 +46,14 @@ interface Ahead {
   idle: ReturnType<typeof setTimeout>;
 }
 
-/** Gives an item nobody will take here back to the object (RELEASE), for the next receiver. */
+/**
+ * Gives an item nobody will take here back to the object (RELEASE), for the
+ * next receiver. (Not after a reconnect: the object held it for this session
+ * meanwhile, for its next receive; see RequestKind.)
+ */
 function handBack(connection: Connection, [seq]: WireItem): void {
   connection.unhold(seq);
-  connection.request((id) => [OP_RELEASE, id, [seq]]).catch(() => {});
+  connection.request((id) => [OP_RELEASE, id, [seq]], "release").catch(() => {});
 }
 
 /** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */

@@ -38,8 +38,13 @@ export interface ConnectionOptions {
 /**
  * How a request is replayed after a reconnect: a write is skipped if the
  * object applied it already; an ack goes first; a read is simply sent again.
+ * A release (handing back an item that came on the socket of its time) is
+ * not: once that socket closed, the object held the item for this session,
+ * and this session's next receive may already have it again on the new
+ * socket (a RELEASE sent there would put it back in line: received twice).
+ * It resolves with 0 instead.
  */
-export type RequestKind = "read" | "write" | "ack";
+export type RequestKind = "read" | "write" | "ack" | "release";
 
 /** Told a request's outcome when its reply is matched, before its promise settles (see `request`). */
 export type OnReply = (value: unknown, error: SharevarsError | null) => void;
@@ -366,7 +371,10 @@ export class Connection {
     const [first, last] = result.refusalsForgotten ?? [];
     for (const [id, request] of inflight) {
       if (request.kind === "ack") continue;
-      if (request.kind === "write" && id <= result.lastSeq) {
+      if (request.kind === "release") {
+        this.#inflight.delete(id);
+        end(request, 0, null);
+      } else if (request.kind === "write" && id <= result.lastSeq) {
         this.#inflight.delete(id);
         end(request, undefined, id >= first! && id <= last! ? outcomeUnknown() : null);
       } else {

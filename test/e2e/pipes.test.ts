@@ -362,3 +362,38 @@ describe("a recv given up while its item is on its way", () => {
     }
   });
 });
+
+describe("a recv given up while its item is on its way, and the link drops", () => {
+  test("the hand-back of that item is not sent again on the next socket: the next recv gets it there, once", async () => {
+    const link = await faultyLink(workerUrl());
+    try {
+      const space = uniqueSpace("late-abort-drop");
+      const server = await open.server(space);
+      const client = await open.client(space, "alice", {}, link.url);
+      const peer = server.clients.get("alice");
+      await peer.ready;
+      const state = () => pipeState(space, "alice", "pipe:down:default");
+      const gone = new AbortController();
+      const first = client.recv({ signal: gone.signal });
+      await until(async () => (await state()).receivers === 1, { what: "the first recv waiting" });
+      link.hold();
+      await peer.send("a"); // delivered to the first recv, on its way
+      await peer.send("b");
+      gone.abort();
+      await expect(first).rejects.toMatchObject({ name: "AbortError" });
+      const second = client.recv({ timeout: 10_000 });
+      await until(async () => (await state()).receivers === 1, { what: "the second recv waiting" });
+      // "a" reaches the library, which hands it back; what the object answers stays on its way.
+      link.release();
+      link.hold();
+      await until(async () => (await state()).receivers === 0, { what: "the hand-back served the second recv" });
+      link.cut(); // the answers (the second recv's "a", the RELEASE's) are lost with the socket
+      link.release(); // (nothing of that socket's: only the next socket's answers pass from now on)
+      expect(await second).toBe("a");
+      expect(await client.recv({ timeout: 5000 })).toBe("b");
+      await expect(client.recv({ timeout: 500 })).rejects.toMatchObject({ name: "TimeoutError" });
+    } finally {
+      await link.close();
+    }
+  });
+});
