@@ -17,7 +17,7 @@ import { handleHttp } from "./http.js";
 import { Outbox } from "./outbox.js";
 import { checkValue, isRequestId, parseDictWrite, parseHello, parseSeqs } from "./parse.js";
 import { HttpTakes } from "./http-takes.js";
-import { LateCancels } from "./late-cancels.js";
+import { LateCancels, type Held } from "./late-cancels.js";
 import { preview } from "./json.js";
 
 /** Per-socket identity, kept in the socket attachment so it survives hibernation. */
@@ -30,6 +30,8 @@ export interface SocketState {
   since?: string;
   /** Its waiting receives as [fifo, request id, order] (see fifo.ts), unless they did not fit here. */
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
+  /** The fifos it holds back after a CANCEL that came too late, with the items they wait for (see late-cancels.ts). */
+  held?: Held;
 }
 
 /** See SharedObject.maxWaits. */
@@ -58,6 +60,10 @@ const SILENT_REASON = "no ping for a minute: taken for dead";
 // size); the rest are rows.
 const ATTACHED_WAITS = 8;
 const ATTACHED_WAIT_BYTES = 512;
+// Likewise for what a socket holds back after a late CANCEL (usually one
+// fifo and one item); more stays in memory only.
+const ATTACHED_HELD = 8;
+const ATTACHED_HELD_BYTES = 512;
 
 export type Socket = Connection<SocketState>;
 
@@ -574,8 +580,33 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     this.#deliver(fifo, this.fifo.serve(fifo, (s) => this.#presence(s, fifo)));
   }
 
-  // GETs whose CANCEL came after they were served (see late-cancels.ts).
-  #lateCancels = new LateCancels();
+  // GETs whose CANCEL came after they were served (see late-cancels.ts);
+  // what they hold back is kept with the socket, like its waits.
+  #lateCancels = new LateCancels({
+    load: () => {
+      const all: [string, Held][] = [];
+      for (const socket of this.#helloed().values()) {
+        const held = socket.state?.held;
+        if (held) all.push([socket.id, held]);
+      }
+      return all;
+    },
+    save: (id, held) => {
+      const socket = this.#helloed().get(id);
+      const state = socket?.state;
+      if (!socket || !state) return;
+      let bytes = 0;
+      for (const [fifo, seqs] of held) bytes += fifo.length + 8 * seqs.length;
+      const { held: _, ...rest } = state;
+      const fits = held.length > 0 && held.length <= ATTACHED_HELD && bytes <= ATTACHED_HELD_BYTES;
+      if (!fits && !state.held) return;
+      try {
+        socket.setState(fits ? { ...rest, held } : rest);
+      } catch {
+        socket.setState(rest); // too large for an attachment after all: kept in memory only
+      }
+    },
+  });
 
   #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo), () => this.#armHoldAlarm());
 

@@ -117,6 +117,25 @@ describe.each(KINDS)("the %s after hibernating", (_kind, makeTarget) => {
     expect(again.hello.result?.lastSeq).toBe(id);
   });
 
+  test("keeps a receive after a CANCEL that came too late waiting until that GET's item is back", async () => {
+    const target = makeTarget();
+    const consumer = await target.client();
+    const producer = await target.server();
+    const first = await waitingGet(consumer);
+    await put(producer, "a"); // leased to the first GET, its reply on its way
+    await put(producer, "b");
+    expect((await consumer.request(Op.CANCEL, first))[2]).toBe(false);
+    const a = (await got(consumer, first))!;
+    const second = await waitingGet(consumer);
+    // The item's way back is slow (a stalled link): the object hibernates meanwhile.
+    await hibernate(target.stub, [consumer, producer]);
+    await put(producer, "c");
+    expect(await stillWaiting(consumer, second)).toBe(true);
+    expect(await take(consumer)).toBeNull();
+    expect(await consumer.request(Op.RELEASE, [a.seq])).toEqual([Msg.REPLY, expect.any(Number), 1]);
+    expect(await got(consumer, second)).toEqual(a);
+  });
+
   test("runs the hold alarm for a receiver waiting behind a hold", async () => {
     const target = makeTarget();
     const receiver = await target.client();
