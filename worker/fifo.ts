@@ -83,6 +83,14 @@ export interface Delivery {
  */
 export type Presence = (socket: string) => boolean | null;
 
+/**
+ * Told of each item as it is leased to a waiter (see put and serve): false
+ * if that waiter cannot take it after all (an HTTP take that cannot show it
+ * as its caller asked: answered with an error), and the item is back at its
+ * place for the waiters after it.
+ */
+export type Offer = (waiter: Waiter, item: Item) => boolean;
+
 export interface Receiver {
   socket: string;
   session: string;
@@ -296,9 +304,10 @@ export class Fifo {
    * Stores an item on `fifo`. If nothing is in line before it and a receiver
    * waits that may be served (see Presence), the item is
    * stored leased to the first such receiver and returned as its delivery:
-   * what serve() would do next, in one statement.
+   * what serve() would do next, in one statement. (If `offer` says that
+   * receiver cannot take it, it is back in line and null is returned.)
    */
-  put(fifo: string, value: Uint8Array, isOpen?: Presence): Delivery | null {
+  put(fifo: string, value: Uint8Array, isOpen?: Presence, offer?: Offer): Delivery | null {
     const stats = this.stats(fifo);
     this.#schema.create();
     const stored = () => {
@@ -311,7 +320,12 @@ export class Fifo {
         this.#sql.exec("INSERT INTO fifo_entries (fifo, seq, value, lease, session) VALUES (?, ?, ?, ?, ?)", fifo, seq, value, waiter.socket, waiter.session);
         stored();
         this.#unwait(waiter);
-        return { socket: waiter.socket, request: waiter.request, item: { seq, value } };
+        const item = { seq, value };
+        if (offer && !offer(waiter, item)) {
+          this.release(waiter.session, [seq]); // in line: the caller serves the waiters after it
+          return null;
+        }
+        return { socket: waiter.socket, request: waiter.request, item };
       }
     }
     this.#sql.exec("INSERT INTO fifo_entries (fifo, seq, value) VALUES (?, ?, ?)", fifo, this.#allocate(), value);
@@ -533,9 +547,10 @@ export class Fifo {
   /**
    * Matches waiting receivers of `fifo` with items, first come first served.
    * `isOpen` tells whether a waiter's socket is still there (a waiter of a
-   * vanished socket is dropped) and may be served. Returns the deliveries to send.
+   * vanished socket is dropped) and may be served; `offer` (see Offer) whether
+   * it takes the item leased to it. Returns the deliveries to send.
    */
-  serve(fifo: string, isOpen: Presence, now = Date.now()): Delivery[] {
+  serve(fifo: string, isOpen: Presence, offer?: Offer, now = Date.now()): Delivery[] {
     if (!this.#used) return [];
     const deliveries: Delivery[] = [];
     // Items held for a reconnecting session can only go to that session's waiter:
@@ -552,6 +567,10 @@ export class Fifo {
         return deliveries;
       }
       this.#unwait(waiter);
+      if (offer && !offer(waiter, item)) {
+        this.release(waiter.session, [item.seq]); // the next waiter's
+        continue;
+      }
       deliveries.push({ socket: waiter.socket, request: waiter.request, item });
     }
     return deliveries;

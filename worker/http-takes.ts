@@ -17,8 +17,8 @@ const HTTP_RECEIVER = "http:";
 type Respond = (value: Uint8Array, receipt?: string) => Response;
 
 export class HttpTakes {
-  /** Waiting takes by receiver id: each one answers the item delivered to it. */
-  #waits = new Map<string, (item: Item) => void>();
+  /** Waiting takes by receiver id: each one answers the item delivered to it (false: it could not show it). */
+  #waits = new Map<string, (item: Item) => boolean>();
 
   constructor(
     private readonly fifo: () => Fifo,
@@ -35,13 +35,16 @@ export class HttpTakes {
     return this.#waits.has(socket);
   }
 
-  /** An item was leased to waiting take `socket` (see Fifo.put and Fifo.serve): it answers now. */
-  deliver(socket: string, item: Item): boolean {
+  /**
+   * An item was leased to waiter `socket` (see Fifo.Offer). A waiting take
+   * answers now, false if it cannot show the item (it answers an error, and
+   * the FIFO gives the item to the next waiter); any other receiver takes it.
+   */
+  offer(socket: string, item: Item): boolean {
     const answer = this.#waits.get(socket);
-    if (!answer) return false;
+    if (!answer) return true;
     this.#waits.delete(socket);
-    answer(item);
-    return true;
+    return answer(item);
   }
 
   /**
@@ -55,7 +58,17 @@ export class HttpTakes {
     const id = crypto.randomUUID();
     const receiver = { socket: `${HTTP_RECEIVER}${id}`, session: httpSession(fifo, id) };
     const item = this.fifo().take(fifo, receiver);
-    if (item) return this.#answer(fifo, id, item, leaseMs, respond);
+    if (item) {
+      let answered: Promise<Response>;
+      try {
+        answered = this.#answer(fifo, id, item, leaseMs, respond);
+      } catch (error) {
+        this.fifo().release(receiver.session, [item.seq]);
+        this.released(fifo);
+        throw error;
+      }
+      return answered;
+    }
     if (waitMs <= 0) return null;
     if (this.#waits.size >= Limits.MAX_WAITS) {
       throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `at most ${Limits.MAX_WAITS} HTTP takes may wait at once here; try again`, undefined, 429);
@@ -68,7 +81,13 @@ export class HttpTakes {
       }, waitMs);
       this.#waits.set(receiver.socket, (item) => {
         clearTimeout(timer);
-        this.#answer(fifo, id, item, leaseMs, respond).then(resolve, reject);
+        try {
+          this.#answer(fifo, id, item, leaseMs, respond).then(resolve, reject);
+          return true;
+        } catch (error) {
+          reject(error);
+          return false;
+        }
       });
     });
     this.fifo().wait(fifo, receiver, 0, true);
@@ -76,17 +95,14 @@ export class HttpTakes {
     return answered;
   }
 
-  /** Answers take `id` with `item`, leased to it; its synchronous part runs in the delivering event. */
+  /**
+   * Answers take `id` with `item`, leased to it; its synchronous part runs in
+   * the delivering event. Throws what `respond` throws (the item is still
+   * leased to the take: the caller puts it back).
+   */
   #answer(fifo: string, id: string, item: Item, leaseMs: number, respond: Respond): Promise<Response> {
     const session = httpSession(fifo, id);
-    let response: Response;
-    try {
-      response = respond(item.value, leaseMs === 0 ? undefined : `${id}.${item.seq}`);
-    } catch (error) {
-      this.fifo().release(session, [item.seq]);
-      this.released(fifo);
-      return Promise.reject(error);
-    }
+    const response = respond(item.value, leaseMs === 0 ? undefined : `${id}.${item.seq}`);
     if (leaseMs === 0) {
       this.fifo().ack(session, [item.seq]);
       return Promise.resolve(response);

@@ -10,7 +10,7 @@ import {
 import { decodeValue } from "../client/codec.js";
 import { VersionedDict, type AppliedWrite, type DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
-import { Fifo, type ChannelLength, type Delivery, type WaitStore, type Waiter } from "./fifo.js";
+import { Fifo, type ChannelLength, type Delivery, type Item, type WaitStore, type Waiter } from "./fifo.js";
 import { Sessions } from "./sessions.js";
 import { limitsFor } from "./limits.js";
 import { handleHttp } from "./http.js";
@@ -569,7 +569,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (stats.items >= limits.MAX_ITEMS_PER_CHANNEL || stats.bytes + value.byteLength > limits.MAX_BYTES_PER_CHANNEL) {
       throw new ProtocolError(ErrorCode.QUEUE_FULL, `a queue or pipe holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
     }
-    const delivery = this.fifo.put(fifo, value, (s) => this.#presence(s, fifo));
+    const delivery = this.fifo.put(fifo, value, (s) => this.#presence(s, fifo), this.#offer);
     stored?.();
     if (delivery) this.#deliver(fifo, [delivery]);
     else this.serveWaiters(fifo);
@@ -577,8 +577,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** Serves the waiters of `fifo` (sockets' receives and HTTP takes), first come first served. */
   serveWaiters(fifo: string): void {
-    this.#deliver(fifo, this.fifo.serve(fifo, (s) => this.#presence(s, fifo)));
+    this.#deliver(fifo, this.fifo.serve(fifo, (s) => this.#presence(s, fifo), this.#offer));
   }
+
+  /** A waiting HTTP take answers the item leased to it as it is served (see Fifo.Offer); a socket's goes out in #deliver. */
+  #offer = (waiter: Waiter, item: Item): boolean => this.#httpTakes.offer(waiter.socket, item);
 
   // GETs whose CANCEL came after they were served (see late-cancels.ts);
   // what they hold back is kept with the socket, like its waits.
@@ -671,9 +674,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   #deliver(fifo: string, deliveries: Delivery[]): void {
     for (const { socket, request, item } of deliveries) {
-      if (this.#httpTakes.deliver(socket, item)) continue;
       const connection = this.#helloed().get(socket);
-      if (!connection) continue;
+      if (!connection) continue; // (an HTTP take's: answered as it was served)
       this.#lateCancels.delivered(socket, request, fifo, item.seq);
       this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
     }

@@ -3,10 +3,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
 import { decodeValue, encodeValue } from "../../client/codec.js";
-import { ErrorCode, Limits } from "../../client/protocol.js";
+import { ErrorCode, Limits, Msg, Op } from "../../client/protocol.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { spaceTarget } from "./objects.js";
-import { got, waitingGet } from "./channels.js";
+import { got, take, waitingGet } from "./channels.js";
 
 const respond = (value: Uint8Array) => new Response(value.slice());
 
@@ -27,4 +27,41 @@ test("at most MAX_WAITS HTTP takes wait at once on an object; waiting ones are s
     expect(instance.summary().channels).toEqual([{ fifo: "queue:q", waiting: 0, delivered: 1, receivers: 0 }]);
   });
   expect((await got(receiver, get))!.value).toBe(0);
+});
+
+test("a waiting take that cannot show the item served to it answers its error, and the item goes to the next waiter in its place", async () => {
+  const target = spaceTarget();
+  const holder = await target.client("holder");
+  const receiver = await target.client("alice");
+  // Shown as its caller asked, except "a" (as a JSON take and a value JSON cannot show).
+  const picky = (value: Uint8Array) => {
+    if (decodeValue(value) === "a") throw new Error("cannot show it");
+    return respond(value);
+  };
+  // (In a box: the call into the object returns once the take waits, not once it is answered.)
+  const wait = (instance: SharedObject) => {
+    const answered = instance.takeForHttp("queue:q", 30_000, 0, picky);
+    return [answered.then(() => "answered", (error: Error) => error.message)] as const;
+  };
+  await runInDurableObject(target.stub, (instance: SharedObject) => {
+    instance.putItem("queue:q", encodeValue("a"));
+    instance.putItem("queue:q", encodeValue("b"));
+  });
+  const a = (await take(holder, "queue", "q"))!;
+  const b = (await take(holder, "queue", "q"))!;
+  // Both come back at once: the take first in line gets "a", the get behind it "b"...
+  const [first] = await runInDurableObject(target.stub, wait);
+  const get = await waitingGet(receiver, "queue", "q");
+  expect(await holder.request(Op.RELEASE, [a.seq, b.seq])).toEqual([Msg.REPLY, expect.any(Number), 1]);
+  expect(await first).toBe("cannot show it");
+  // ...unless the take cannot show "a": then "a" is the get's, not "b".
+  expect((await got(receiver, get))!.value).toBe("a");
+
+  // The same for an item put while they wait ("b" out of the way meanwhile).
+  expect((await take(holder, "queue", "q"))!.value).toBe("b");
+  const [second] = await runInDurableObject(target.stub, wait);
+  const get2 = await waitingGet(receiver, "queue", "q");
+  await runInDurableObject(target.stub, (instance: SharedObject) => instance.putItem("queue:q", encodeValue("a")));
+  expect(await second).toBe("cannot show it");
+  expect((await got(receiver, get2))!.value).toBe("a");
 });
