@@ -9,10 +9,10 @@
 // while not open (the caller queues and replays its own requests). Added: a
 // heartbeat. A link can die without a close: a network drops a flow that
 // stayed idle a minute or two (Cloudflare's edge does), or a peer vanishes,
-// and the socket still reads as open while what is sent goes nowhere. So an
-// open socket sends PING every `heartbeat` ms (the object's runtime answers,
-// without waking the object), and one that heard nothing at all since its
-// last ping is given up, and reconnects.
+// and the socket still reads as open while what is sent goes nowhere. So a
+// socket sends PING as it opens and every `heartbeat` ms after (the object's
+// runtime answers, without waking the object), and one that heard nothing at
+// all since its last ping is given up, and reconnects.
 import { after } from "./delays.js";
 import { PING } from "./protocol.js";
 
@@ -45,7 +45,7 @@ export class ReconnectingSocket {
   #heartbeat: number;
   #closed = false;
 
-  /** `heartbeat`: ms between pings (over 2^31 - 1: none). */
+  /** `heartbeat`: ms between pings, after the first at open (over 2^31 - 1: that one only). */
   constructor(url: string, on: SocketHandlers, heartbeat: number) {
     this.#url = url;
     this.#on = on;
@@ -83,6 +83,11 @@ export class ReconnectingSocket {
     const beat = (): unknown => (this.#retry = after(this.#heartbeat, () => (heard ? ((heard = false), ws.send(PING), beat()) : drop(1006, "timeout"))));
     ws.onopen = () => {
       clearTimeout(this.#retry);
+      // A first ping at once: the object's runtime notes its time, and from then
+      // on takes this socket for dead if its pings stop (one that never pinged
+      // is an older library's, which it leaves alone: so would be this one, had
+      // its link died before the first interval).
+      ws.send(PING);
       beat();
       this.#on.open();
     };

@@ -47,7 +47,7 @@ test("sockets that open but never complete a handshake back off more each time, 
     message() {},
     close: () => void closes.push(performance.now()),
     final: () => false,
-  }, Infinity); // no heartbeat
+  }, Infinity); // no heartbeat (but the ping at open)
   const waitFor = async (n: number) => {
     while (opened.length < n) await new Promise((r) => setTimeout(r, 20));
   };
@@ -72,7 +72,7 @@ test("a socket whose handshake succeeded and lasted a second resets the backoff"
     message() {},
     close: () => void closes.push(performance.now()),
     final: () => false,
-  }, Infinity); // no heartbeat
+  }, Infinity); // no heartbeat (but the ping at open)
   while (opened.length < 6) await new Promise((r) => setTimeout(r, 20));
   socket.close(1000, "done");
   // After the 4th socket lasted a second past its handshake, the next delay starts over.

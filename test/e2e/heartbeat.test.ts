@@ -49,3 +49,18 @@ test("a live link is kept by its pings; a link that goes silent without closing 
     await link.close();
   }
 });
+
+test("the first ping leaves as the socket opens: the object knows at once that it pings (one that dies before the first interval is not taken for an older library, never for dead)", async () => {
+  let pongs = 0;
+  const socket = new ReconnectingSocket(clientObjectUrl(workerUrl(), uniqueSpace("heartbeat"), "alice", "client"), {
+    open() {},
+    message: (data) => void (data === PONG && pongs++),
+    close() {},
+    final: () => false,
+  }, 60_000); // the next ping a minute later
+  try {
+    await until(() => pongs === 1, { timeout: 2000, what: "a PONG soon after the open" });
+  } finally {
+    socket.close(1000);
+  }
+});
