@@ -61,7 +61,7 @@ interface Inflight {
   sent?: boolean;
 }
 
-/** How often an open socket pings (see socket.ts): a link that died without a close is found within twice this. */
+/** How often an open socket pings (see socket.ts): a link that died without a close is found within three times this. */
 const HEARTBEAT_MS = 20_000;
 
 const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION]);

@@ -12,7 +12,7 @@
 // and the socket still reads as open while what is sent goes nowhere. So a
 // socket sends PING as it opens and every `heartbeat` ms after (the object's
 // runtime answers, without waking the object), and one that heard nothing at
-// all since its last ping is given up, and reconnects.
+// all for two intervals after a ping is given up, and reconnects.
 import { after } from "./delays.js";
 import { PING } from "./protocol.js";
 
@@ -79,8 +79,13 @@ export class ReconnectingSocket {
       this.#on.close(code, reason);
       if (!this.#on.final(code)) this.#reconnect();
     };
-    let heard = true;
-    const beat = (): unknown => (this.#retry = after(this.#heartbeat, () => (heard ? ((heard = false), ws.send(PING), beat()) : drop(1006, "timeout"))));
+    // Heartbeats since this socket last heard anything: given up at the third
+    // (40-60 s of silence, with pings every 20 s), not the second, so that
+    // one message that takes a slow link most of a minute to carry (the
+    // answer to a ping waits behind it), or a stalled event loop, is not
+    // taken for a dead link.
+    let silent = 0;
+    const beat = (): unknown => (this.#retry = after(this.#heartbeat, () => (silent++ < 2 ? (ws.send(PING), beat()) : drop(1006, "timeout"))));
     ws.onopen = () => {
       clearTimeout(this.#retry);
       // A first ping at once: the object's runtime notes its time, and from then
@@ -92,7 +97,7 @@ export class ReconnectingSocket {
       this.#on.open();
     };
     ws.onmessage = (event) => {
-      heard = true;
+      silent = 0;
       this.#on.message(event.data);
     };
     ws.onclose = (event) => drop(event.code, event.reason);

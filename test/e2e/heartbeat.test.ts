@@ -10,9 +10,9 @@ import { clientObjectUrl } from "../../client/urls.js";
 import { uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 import { faultyLink } from "../helpers/proxy.js";
 
-const HEARTBEAT_MS = 150;
+const HEARTBEAT_MS = 250;
 
-test("a live link is kept by its pings; a link that goes silent without closing is given up and reconnected", async () => {
+test("a live link is kept by its pings, and through two intervals of silence (one slow message); one silent for three is given up and reconnected", async () => {
   const link = await faultyLink(workerUrl());
   const opens: number[] = [];
   const closes: [number, string][] = [];
@@ -30,18 +30,37 @@ test("a live link is kept by its pings; a link that goes silent without closing 
       final: () => false,
     }, HEARTBEAT_MS);
     await until(() => opens.length === 1, { what: "the first open" });
-    // Ten intervals with nothing but pings and their answers: the link is kept.
-    await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 10));
+    // Eight intervals with nothing but pings and their answers: the link is kept.
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 8));
     expect(closes).toEqual([]);
-    expect(pongs).toBeGreaterThanOrEqual(5);
+    expect(pongs).toBeGreaterThanOrEqual(4);
 
-    // The worker's side goes silent (its bytes are held on the way, the TCP connection stays up).
+    // Silences start right after an answer, so the heartbeats fall at known
+    // times: the 1st, 2nd and 3rd one interval, two and three after it.
+    const afterPong = async () => {
+      const n = pongs;
+      await until(() => pongs > n, { interval: 1, what: "a pong" });
+    };
+
+    // One slow message: nothing arrives for over two intervals (as when a
+    // large frame crawls over a slow link, the answers to pings behind it). Kept.
+    await afterPong();
+    link.hold();
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 2.4));
+    link.release();
+    await afterPong();
+    await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 2));
+    expect(closes).toEqual([]);
+
+    // The worker's side goes silent for good (its bytes are held on the way, the TCP connection stays up).
+    await afterPong();
     link.hold();
     const silent = performance.now();
     await until(() => closes.length === 1, { timeout: 5000, what: "the silent link given up" });
     expect(closes[0]).toEqual([1006, "timeout"]);
-    // Found after one unanswered ping: between one and two intervals, plus this machine's slack.
-    expect(performance.now() - silent).toBeLessThan(HEARTBEAT_MS * 2 + 500);
+    // Given up at the third heartbeat since it last heard anything, plus this machine's slack.
+    expect(performance.now() - silent).toBeGreaterThanOrEqual(HEARTBEAT_MS * 2.5);
+    expect(performance.now() - silent).toBeLessThan(HEARTBEAT_MS * 3 + 500);
     link.release();
     await until(() => opens.length === 2, { timeout: 5000, what: "the reconnect" });
   } finally {
