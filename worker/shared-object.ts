@@ -54,7 +54,7 @@ const SUPERSEDED = "superseded by a newer socket of its session";
  * intensive throttling), so its pings come 60 s apart, some a little later.
  */
 const SILENT_MS = 90_000;
-/** HELLOs look for silent sockets at most this often (a pass over every socket). */
+/** HELLOs and HTTP requests look for silent sockets at most this often (a pass over every socket). */
 const SILENT_SWEEP_MS = 10_000;
 const SILENT_REASON = "no ping for 90 s: taken for dead";
 
@@ -432,6 +432,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
 
   /** The HTTP API (the worker entry checked the server token). */
   async onRequest(request: Request): Promise<Response> {
+    // What HTTP shows (who is online, the inspector's receivers) counts no dead sockets.
+    if (Date.now() - this.#swept >= SILENT_SWEEP_MS) await this.endSilent();
     return handleHttp(this, request, this.httpClients());
   }
 

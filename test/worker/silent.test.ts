@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test, vi } from "vitest";
 import { CloseCode, Msg, PING, PONG } from "../../client/protocol.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { KINDS, spaceTarget, type ReadyWire } from "./objects.js";
+import { SERVER_TOKEN, Wire, fetchWorker, spacePath, unique } from "./wire.js";
 import { got, put, putAndTake, storedItems, take, until, waitingGet } from "./channels.js";
 
 /** Past the 90 s after which a socket that pinged before is taken for dead. */
@@ -86,4 +87,22 @@ test("the next HELLO ends sockets gone silent: their client is offline, the serv
   expect(late.hello.result?.clients?.map(([id]) => id)).toEqual(["bob"]);
   expect((await alice.closed).code).toBe(CloseCode.SILENT);
   await until(async () => server.frames.some((f) => f[0] === Msg.CLIENT_OFFLINE && f[1] === "alice"), "the server heard alice leave");
+});
+
+test("HTTP asks about clients: sockets gone silent are ended first, so GET /clients does not list their client as online", async () => {
+  const space = unique("space");
+  const alice = await Wire.ready(spacePath(space, "client", "alice"));
+  await Wire.ready(spacePath(space, "client", "bob"));
+  await ping(alice);
+  const online = async () => {
+    const response = await fetchWorker(`/v1/spaces/${space}/clients`, { headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+    const page = (await response.json()) as { clients: { id: string; online: boolean }[] };
+    return page.clients.filter((c) => c.online).map((c) => c.id);
+  };
+  expect(await online()).toEqual(["alice", "bob"]);
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + SILENT_AND_A_BIT });
+  const later = await online();
+  vi.useRealTimers();
+  expect(later).toEqual(["bob"]);
+  expect((await alice.closed).code).toBe(CloseCode.SILENT);
 });
