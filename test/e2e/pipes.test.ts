@@ -4,7 +4,7 @@ import { describe, expect, test } from "vitest";
 import { Client } from "sharevars";
 import { handles } from "../helpers/handles.js";
 import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
-import { faultyLink } from "../helpers/proxy.js";
+import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
 
 const open = handles();
 
@@ -333,27 +333,38 @@ describe("delays users give", () => {
   });
 });
 
+/**
+ * alice's first recv is given up (aborted) once its item "a" left the object,
+ * "b" behind it; what the object sends alice is held on `link` from then on.
+ * Returns alice, her second recv (its GET waits at the object behind "a") and
+ * how many receives wait on her pipe.
+ */
+async function lateAbort(link: FaultyLink, label: string) {
+  const space = uniqueSpace(label);
+  const server = await open.server(space);
+  const client = await open.client(space, "alice", {}, link.url);
+  const peer = server.clients.get("alice");
+  await peer.ready;
+  const receivers = async () => (await pipeState(space, "alice", "pipe:down:default")).receivers;
+  const gone = new AbortController();
+  const first = client.recv({ signal: gone.signal });
+  await until(async () => (await receivers()) === 1, { what: "the first recv waiting" });
+  link.hold(); // what the object sends the client from now on stays on its way
+  await peer.send("a"); // delivered to the first recv, on its way
+  await peer.send("b");
+  gone.abort();
+  await expect(first).rejects.toMatchObject({ name: "AbortError" });
+  const second = client.recv({ timeout: 10_000 });
+  // Its GET waits at the object behind "a", which is still on its way to the given-up recv.
+  await until(async () => (await receivers()) === 1, { what: "the second recv waiting" });
+  return { client, second, receivers };
+}
+
 describe("a recv given up while its item is on its way", () => {
   test("an abort that comes too late: the item comes back ahead of the next one, and the next recv gets it first", async () => {
     const link = await faultyLink(workerUrl());
     try {
-      const space = uniqueSpace("late-abort");
-      const server = await open.server(space);
-      const client = await open.client(space, "alice", {}, link.url);
-      const peer = server.clients.get("alice");
-      await peer.ready;
-      const state = () => pipeState(space, "alice", "pipe:down:default");
-      const gone = new AbortController();
-      const first = client.recv({ signal: gone.signal });
-      await until(async () => (await state()).receivers === 1, { what: "the first recv waiting" });
-      link.hold(); // what the object sends the client from now on stays on its way
-      await peer.send("a"); // delivered to the first recv, on its way
-      await peer.send("b");
-      gone.abort();
-      await expect(first).rejects.toMatchObject({ name: "AbortError" });
-      const second = client.recv({ timeout: 10_000 });
-      // Its GET waits at the object behind "a", which is still on its way to the given-up recv.
-      await until(async () => (await state()).receivers === 1, { what: "the second recv waiting" });
+      const { client, second } = await lateAbort(link, "late-abort");
       link.release(); // "a" arrives for the given-up recv, and the library hands it back
       expect(await second).toBe("a");
       expect(await client.recv({ timeout: 5000 })).toBe("b");
@@ -361,32 +372,15 @@ describe("a recv given up while its item is on its way", () => {
       await link.close();
     }
   });
-});
 
-describe("a recv given up while its item is on its way, and the link drops", () => {
-  test("the hand-back of that item is not sent again on the next socket: the next recv gets it there, once", async () => {
+  test("and the link drops: the hand-back of that item is not sent again on the next socket, and the next recv gets it there, once", async () => {
     const link = await faultyLink(workerUrl());
     try {
-      const space = uniqueSpace("late-abort-drop");
-      const server = await open.server(space);
-      const client = await open.client(space, "alice", {}, link.url);
-      const peer = server.clients.get("alice");
-      await peer.ready;
-      const state = () => pipeState(space, "alice", "pipe:down:default");
-      const gone = new AbortController();
-      const first = client.recv({ signal: gone.signal });
-      await until(async () => (await state()).receivers === 1, { what: "the first recv waiting" });
-      link.hold();
-      await peer.send("a"); // delivered to the first recv, on its way
-      await peer.send("b");
-      gone.abort();
-      await expect(first).rejects.toMatchObject({ name: "AbortError" });
-      const second = client.recv({ timeout: 10_000 });
-      await until(async () => (await state()).receivers === 1, { what: "the second recv waiting" });
+      const { client, second, receivers } = await lateAbort(link, "late-abort-drop");
       // "a" reaches the library, which hands it back; what the object answers stays on its way.
       link.release();
       link.hold();
-      await until(async () => (await state()).receivers === 0, { what: "the hand-back served the second recv" });
+      await until(async () => (await receivers()) === 0, { what: "the hand-back served the second recv" });
       link.cut(); // the answers (the second recv's "a", the RELEASE's) are lost with the socket
       link.release(); // (nothing of that socket's: only the next socket's answers pass from now on)
       expect(await second).toBe("a");
