@@ -11,8 +11,9 @@
 // stayed idle a minute or two (Cloudflare's edge does), or a peer vanishes,
 // and the socket still reads as open while what is sent goes nowhere. So a
 // socket sends PING as it opens and every `heartbeat` ms after (the object's
-// runtime answers, without waking the object), and one that heard nothing at
-// all for two intervals after a ping is given up, and reconnects.
+// runtime answers, without waking the object), and one that has heard
+// nothing by its third heartbeat since it last heard anything (40-60 s with
+// the handles' 20 s) is given up, and reconnects.
 import { after } from "./delays.js";
 import { PING } from "./protocol.js";
 

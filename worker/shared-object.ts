@@ -45,7 +45,7 @@ const OVER_LIMIT_HELLO_MS = 3000;
 const SUPERSEDED = "superseded by a newer socket of its session";
 
 /**
- * A socket whose library pinged (client/socket.ts: every 20 s) and then fell
+ * A socket whose library pinged (client/connection.ts: every 20 s) and then fell
  * silent this long is taken for dead: its link dropped without a close, which
  * the runtime may not notice for a long while. Its end is handled as a close
  * (what it was given is held for its session; its client goes offline).
@@ -815,7 +815,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
   }
 
-  /** When HELLO last looked for silent sockets. */
+  /** When a HELLO or an HTTP request last looked for silent sockets (see SILENT_SWEEP_MS). */
   #swept = 0;
 
   /** Whether `socket` pinged and then fell silent (see SILENT_MS). */
