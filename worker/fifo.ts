@@ -211,10 +211,10 @@ export class Fifo {
   }
 
   /** The waits on `fifo` that may be served, in order; those whose socket is gone end on the way. */
-  *#openWaits(fifo: string, isOpen: Presence): Generator<Waiter> {
+  *#openWaits(fifo: string, presence: Presence): Generator<Waiter> {
     // A copy: the caller ends waits as it serves them.
     for (const waiter of this.#waits.filter((w) => w.fifo === fifo)) {
-      const there = isOpen(waiter.socket);
+      const there = presence(waiter.socket);
       if (there) yield waiter;
       else if (there === false) this.#unwait(waiter);
     }
@@ -307,15 +307,15 @@ export class Fifo {
    * what serve() would do next, in one statement. (If `offer` says that
    * receiver cannot take it, it is back in line and null is returned.)
    */
-  put(fifo: string, value: Uint8Array, isOpen?: Presence, offer?: Offer): Delivery | null {
+  put(fifo: string, value: Uint8Array, presence?: Presence, offer?: Offer): Delivery | null {
     const stats = this.stats(fifo);
     this.#schema.create();
     const stored = () => {
       stats.items++;
       stats.bytes += value.byteLength;
     };
-    if (isOpen && this.#readyOf(fifo) === 0) {
-      for (const waiter of this.#openWaits(fifo, isOpen)) {
+    if (presence && this.#readyOf(fifo) === 0) {
+      for (const waiter of this.#openWaits(fifo, presence)) {
         const seq = this.#allocate();
         this.#sql.exec("INSERT INTO fifo_entries (fifo, seq, value, lease, session) VALUES (?, ?, ?, ?, ?)", fifo, seq, value, waiter.socket, waiter.session);
         stored();
@@ -546,17 +546,17 @@ export class Fifo {
 
   /**
    * Matches waiting receivers of `fifo` with items, first come first served.
-   * `isOpen` tells whether a waiter's socket is still there (a waiter of a
+   * `presence` tells whether a waiter's socket is still there (a waiter of a
    * vanished socket is dropped) and may be served; `offer` (see Offer) whether
    * it takes the item leased to it. Returns the deliveries to send.
    */
-  serve(fifo: string, isOpen: Presence, offer?: Offer, now = Date.now()): Delivery[] {
+  serve(fifo: string, presence: Presence, offer?: Offer, now = Date.now()): Delivery[] {
     if (!this.#used) return [];
     const deliveries: Delivery[] = [];
     // Items held for a reconnecting session can only go to that session's waiter:
     // without any, the first waiter that finds nothing ends the round.
     let anyHeld: boolean | undefined;
-    for (const waiter of this.#openWaits(fifo, isOpen)) {
+    for (const waiter of this.#openWaits(fifo, presence)) {
       const item = this.take(fifo, waiter, now);
       if (!item) {
         anyHeld ??= this.#sql.exec(
