@@ -22,12 +22,13 @@ export class HttpTakes {
 
   constructor(
     private readonly fifo: () => Fifo,
-    /** Called when an item became held: the hold's end may need an alarm. */
-    private readonly held: () => Promise<void>,
+    /**
+     * Called when an item became held, or a take began to wait (maybe behind
+     * a hold): wakes the object when a hold someone waits behind ends.
+     */
+    private readonly armHoldAlarm: () => Promise<void>,
     /** Called when an item went back in line: waiters may take it. */
     private readonly released: (fifo: string) => void,
-    /** Called when a take starts to wait: a hold it waits behind may need an alarm. */
-    private readonly waiting: () => Promise<void>,
   ) {}
 
   /** Whether `socket` names a waiting HTTP take (a receiver a delivery may go to). */
@@ -91,7 +92,7 @@ export class HttpTakes {
       });
     });
     this.fifo().wait(fifo, receiver, 0, true);
-    await this.waiting();
+    await this.armHoldAlarm();
     return answered;
   }
 
@@ -108,7 +109,7 @@ export class HttpTakes {
       return Promise.resolve(response);
     }
     this.fifo().hold(session, item.seq, Date.now() + leaseMs);
-    return this.held().then(() => response);
+    return this.armHoldAlarm().then(() => response);
   }
 
   /** The item leased with `receipt` leaves storage; false if no such lease is in force. */

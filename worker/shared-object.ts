@@ -615,7 +615,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     },
   });
 
-  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo), () => this.#armHoldAlarm());
+  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo));
 
   /** Takes the head of `fifo` for an HTTP caller, answering with `respond` (see http.ts). */
   takeForHttp(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
