@@ -56,7 +56,7 @@ const SUPERSEDED = "superseded by a newer socket of its session";
 const SILENT_MS = 90_000;
 /** HELLOs and HTTP requests look for silent sockets at most this often (a pass over every socket). */
 const SILENT_SWEEP_MS = 10_000;
-const SILENT_REASON = "no ping for 90 s: taken for dead";
+const SILENT_REASON = `no ping for ${SILENT_MS / 1000} s: taken for dead`;
 
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
@@ -659,16 +659,15 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (current === null || current > end) await this.ctx.storage.setAlarm(end);
   }
 
-  /** Whether the HELLO'd socket or waiting HTTP take `socketId` is there (waits and leases belong to such only). */
-  #isOpen(socketId: string): boolean {
-    return this.#helloed().get(socketId)?.readyState === WebSocket.READY_STATE_OPEN || this.#httpTakes.isWaiting(socketId);
-  }
-
-  /** Whether waiter `socketId` of `fifo` is there, and may be served now (see Presence). */
+  /**
+   * Whether waiter `socketId` of `fifo` (a HELLO'd socket or a waiting HTTP
+   * take) is there, and may be served now (see Presence).
+   */
   #presence(socketId: string, fifo: string): boolean | null {
-    if (!this.#isOpen(socketId)) return false;
+    if (this.#httpTakes.isWaiting(socketId)) return true;
     const socket = this.#helloed().get(socketId);
-    if (socket && this.#silent(socket)) {
+    if (socket?.readyState !== WebSocket.READY_STATE_OPEN) return false;
+    if (this.#silent(socket)) {
       // Taken for dead: its waits end here, and its end is handled once this delivery is done.
       queueMicrotask(() => void this.#end(socket, CloseCode.SILENT, SILENT_REASON));
       return false;
