@@ -2,7 +2,8 @@
 // died without a close) are taken for dead: ended like a close, so what they
 // were given is held for their session and their client goes offline. The
 // 90 s are reached by asking with a later clock (`endSilent(now)`), or by
-// moving the object's clock ahead (fake Date) for a delivery.
+// moving the object's clock ahead (fake Date) for a delivery, a HELLO or an
+// HTTP request.
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { CloseCode, Msg, PING, PONG } from "../../client/protocol.js";
