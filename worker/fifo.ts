@@ -229,15 +229,17 @@ export class Fifo {
   #unwait(waiter: Waiter): void {
     const waits = this.#waits;
     waits.splice(waits.indexOf(waiter), 1);
-    if (waiter.row) this.#sql.exec("DELETE FROM fifo_waits WHERE ord = ?", waiter.ord);
-    else if (!waiter.memory) this.#saveSocket(waiter.socket);
+    if (waiter.memory) this.#memoryWaits--;
+    else if (waiter.row) this.#sql.exec("DELETE FROM fifo_waits WHERE ord = ?", waiter.ord);
+    else this.#saveSocket(waiter.socket);
   }
+
+  /** Waits kept in memory only (HTTP takes'): counted so that `waiting` needs no pass over every wait. */
+  #memoryWaits = 0;
 
   /** Waits of sockets (HTTP takes have their own bound). */
   get waiting(): number {
-    let n = 0;
-    for (const w of this.#waits) if (!w.memory) n++;
-    return n;
+    return this.#waits.length - this.#memoryWaits;
   }
 
   /** The first item number not marked as used in fifo_meta. */
@@ -382,6 +384,7 @@ export class Fifo {
     waits.push(waiter);
     if (memory) {
       waiter.memory = true;
+      this.#memoryWaits++;
       return;
     }
     const kept = waits.filter((w) => w.socket === waiter.socket && !w.row);
