@@ -1,12 +1,11 @@
 // The client handle: `client["k"]` is this client's local dict (shared with
 // the server only), `client.globals["k"]` the space's global dict. It holds
 // one connection to its own client object and one to the space object.
-import { pipesOf, type Channels, type Pipe, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 import { Emitter } from "./emitter.js";
-import { DictHandle } from "./handle.js";
+import { DictHandle, PipeEnd } from "./handle.js";
 import { checkName, type Role } from "./protocol.js";
 import { dictProxy, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
@@ -53,14 +52,13 @@ function clientIdOf(options: ClientOptions): string {
 /** `client.globals`: the space's global dict and its global queues (each item goes to one getter). */
 export class Globals extends DictHandle {}
 
-export class Client extends DictHandle<HandleEvents> {
+export class Client extends PipeEnd<HandleEvents> {
   #id: string;
   #space: string;
   #global: SharedDict;
   #globals: Globals;
   #own: Connection;
   #spaceConnection: Connection;
-  #pipes: Channels<Pipe>;
 
   /**
    * Joins `space` as client `id`; resolves once this client's local dict and
@@ -91,7 +89,6 @@ export class Client extends DictHandle<HandleEvents> {
     this.#space = options.space;
     this.#global = new SharedDict("the global dict");
     this.#globals = dictProxy(new Globals(this.#global, () => this.#spaceConnection), () => this.#global);
-    this.#pipes = pipesOf(() => this.#own);
     // Two connections make one status: reported when it changes, not when either does.
     // One closed for good (refused on reconnect) closes the handle whole.
     let reported: Status | undefined;
@@ -124,21 +121,6 @@ export class Client extends DictHandle<HandleEvents> {
   /** The space's global dict, shared with every client and the server. */
   get globals(): Globals {
     return this.#globals;
-  }
-
-  /** This client's pipes to the server, by name: `pipes["name"].send(x)`, `.recv()`. */
-  get pipes(): Channels<Pipe> {
-    return this.#pipes;
-  }
-
-  /** Sends `value` to the server on the default pipe; resolves once it is durably stored. */
-  send(value: unknown): Promise<void> {
-    return this.#pipes["default"].send(value);
-  }
-
-  /** Receives the next value the server sent on the default pipe. */
-  recv(options?: WaitOptions): Promise<any> {
-    return this.#pipes["default"].recv(options);
   }
 
   /** Resolves when every write so far (local and global dicts) is durable on the edge. */

@@ -1,9 +1,11 @@
 // What the handles on one shared dict have in common (`client`,
-// `client.globals`, `server`): the dict as a live view, its change events
-// beside the handle's own, sync, and the handle's queues with the default
-// queue's put/get. Written once: every member here is also a reserved name
-// of each handle (see proxy.ts).
-import { queuesOf, type Channels, type Queue, type WaitOptions } from "./channel.js";
+// `client.globals`, `server`, a client peer): the dict as a live view, its
+// change events beside the handle's own, sync, and the handle's queues with
+// the default queue's put/get; and, for the two ends of a client's pipes
+// (`client`, a client peer), the pipes with the default pipe's send/recv.
+// Written once: every member here is also a reserved name of each handle
+// (see proxy.ts).
+import { pipesOf, queuesOf, type Channels, type Pipe, type Queue, type WaitOptions } from "./channel.js";
 import type { Connection } from "./connection.js";
 import type { ChangeEvent, SharedDict } from "./dict.js";
 import { Emitter } from "./emitter.js";
@@ -74,5 +76,31 @@ export class DictHandle<Events extends DictEvents & Record<string, unknown[]> = 
   // calls this on the proxy, which has no private fields: public members only.)
   [inspectSymbol](): unknown {
     return this.toJSON();
+  }
+}
+
+/** A handle on one end of a client's pipes: `client`, or the server's peer of that client. */
+export class PipeEnd<Events extends DictEvents & Record<string, unknown[]> = DictEvents> extends DictHandle<Events> {
+  #pipes: Channels<Pipe>;
+
+  /** @internal The pipes go over the same connection as the queues. */
+  constructor(dict: SharedDict, connection: () => Connection, events?: Emitter<Events>) {
+    super(dict, connection, events);
+    this.#pipes = pipesOf(connection);
+  }
+
+  /** The pipes between the client and the server, by name: what one end sends, only the other receives. */
+  get pipes(): Channels<Pipe> {
+    return this.#pipes;
+  }
+
+  /** Sends `value` to the other end on the default pipe; resolves once it is durably stored. */
+  send(value: unknown): Promise<void> {
+    return this.#pipes["default"].send(value);
+  }
+
+  /** Receives the next value the other end sent on the default pipe. */
+  recv(options?: WaitOptions): Promise<any> {
+    return this.#pipes["default"].recv(options);
   }
 }

@@ -2,13 +2,12 @@
 // `server.clients` the connected clients, each a ClientPeer whose dict is
 // that client's local dict. It holds one connection to the space object and
 // opens one per client peer it touches.
-import { pipesOf, type Channels, type Pipe, type WaitOptions } from "./channel.js";
 import type { Connection, Status } from "./connection.js";
 import { SharedDict, type ChangeEvent } from "./dict.js";
 import { Emitter } from "./emitter.js";
 import { AuthError } from "./errors.js";
 import { checkDelay } from "./delays.js";
-import { DictHandle } from "./handle.js";
+import { DictHandle, PipeEnd } from "./handle.js";
 import { checkName, ErrorCode, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, OP_ISSUE_TOKEN, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
 import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
@@ -31,13 +30,12 @@ type ServerEvents = {
 
 
 /** The server's handle on one client: that client's local dict (and its pipes and queues). */
-export class ClientPeer extends DictHandle {
+export class ClientPeer extends PipeEnd {
   #id: string;
   #open: () => Connection;
   #connection: Connection | null = null;
   #ready: Promise<void> | null = null;
   #isOnline: () => boolean;
-  #pipes: Channels<Pipe>;
 
   /** @internal Use server.clients[i] or server.clients.get(id). */
   constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean) {
@@ -45,22 +43,6 @@ export class ClientPeer extends DictHandle {
     this.#id = id;
     this.#open = () => open(dict);
     this.#isOnline = isOnline;
-    this.#pipes = pipesOf(() => this.#connect());
-  }
-
-  /** The pipes to this client, by name. What the server sends, only the client receives. */
-  get pipes(): Channels<Pipe> {
-    return this.#pipes;
-  }
-
-  /** Sends `value` to the client on the default pipe (it waits if the client is offline). */
-  send(value: unknown): Promise<void> {
-    return this.#pipes["default"].send(value);
-  }
-
-  /** Receives the next value the client sent on the default pipe. */
-  recv(options?: WaitOptions): Promise<any> {
-    return this.#pipes["default"].recv(options);
   }
 
   /** The connection to the client's object, opened on first use. */
