@@ -8,6 +8,7 @@ import { Emitter } from "./emitter.js";
 import { DictHandle, PipeEnd } from "./handle.js";
 import { checkName, type Role } from "./protocol.js";
 import { dictProxy, reservedNames } from "./proxy.js";
+import { tokenSource, tokenSubject, type TokenOption, type TokenSource } from "./tokens.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
 
 export interface ClientOptions {
@@ -15,33 +16,25 @@ export interface ClientOptions {
   space: string;
   /** This client's id (open mode; in token mode it comes from the token). Reconnecting with the same id finds the same local dict. */
   id?: string;
-  /** A client token from `server.issueClientToken(id)` (token mode). */
-  token?: string;
+  /**
+   * A client token from `server.issueClientToken(id)` (token mode), or a
+   * function that gets one: called at connect, and again when the worker
+   * asks for a new token (a while before the one in use expires) or refused
+   * it, so that the client outlives its tokens.
+   */
+  token?: TokenOption;
   /** How long connect() may take before it rejects with a ClosedError, in ms (default 15000). */
   connectTimeout?: number;
 }
 
 type HandleEvents = { change: [ChangeEvent]; status: [Status] };
 
-/**
- * The subject of a JWT, unverified: the library only needs it to address the
- * client's object; the worker verifies the token. (Hand-written rather than
- * jose's decodeJwt: jose adds 0.7 KB gzipped to a browser bundle budgeted at 20 KB.)
- */
-function tokenSubject(token: string): unknown {
-  // base64url to base64; atob needs no padding (forgiving-base64 decode).
-  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
-  return JSON.parse(new TextDecoder().decode(bytes)).sub;
-}
-
-/** The client id: given, or (token mode) the subject of the token. The worker verifies the token. */
-function clientIdOf(options: ClientOptions): string {
-  if (options?.token === undefined) return options?.id as string;
-  if (typeof options.token !== "string") throw new TypeError("token must be a string");
+/** The client id: given, or (token mode) the subject of the (first) token. The worker verifies the token. */
+function clientIdOf(options: ClientOptions, token: string | undefined): string {
+  if (token === undefined) return options?.id as string;
   let subject: unknown;
   try {
-    subject = tokenSubject(options.token);
+    subject = tokenSubject(token);
   } catch {
     throw new TypeError("token is not a client token (a JWT from server.issueClientToken)");
   }
@@ -65,7 +58,9 @@ export class Client extends PipeEnd<HandleEvents> {
    * the global dict are loaded, so that reads are synchronous from then on.
    */
   static async connect(url: string, options: ClientOptions): Promise<Client> {
-    const client = new Client(url, options);
+    // A token function is asked for the first token here (its failure is this call's).
+    const source = tokenSource(options?.token);
+    const client = new Client(url, options, await source(), source);
     try {
       await Promise.all([client.#own.ready, client.#spaceConnection.ready]);
     } catch (error) {
@@ -76,8 +71,8 @@ export class Client extends PipeEnd<HandleEvents> {
   }
 
   /** @internal Use Client.connect(). */
-  constructor(url: string, options: ClientOptions) {
-    const id = clientIdOf(options);
+  constructor(url: string, options: ClientOptions, first: string | undefined, token: TokenSource) {
+    const id = clientIdOf(options, first);
     for (const [value, what] of [[options?.space, "space"], [id, "id"]] as const) {
       const problem = checkName(value, what);
       if (problem) throw new TypeError(problem);
@@ -101,8 +96,8 @@ export class Client extends PipeEnd<HandleEvents> {
     // The space socket first: the space object usually exists already and
     // answers at once, while a client's first connect creates its own object
     // (the slower open). Measured: 12.8 ms to ready this way, 15-16 ms the other.
-    this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id }), options.token, common);
-    this.#own = dictConnection(local, clientObjectUrl(url, options.space, id, role), options.token, common);
+    this.#spaceConnection = dictConnection(this.#global, spaceUrl(url, options.space, { role, id }), token, common);
+    this.#own = dictConnection(local, clientObjectUrl(url, options.space, id, role), token, common);
   }
 
   get id(): string {

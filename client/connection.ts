@@ -15,15 +15,18 @@
 // the next request, or for a timer.
 import { after, checkDelay } from "./delays.js";
 import { ReconnectingSocket } from "./socket.js";
-import { CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
+import { CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_RENEW, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_AUTH, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
+import type { TokenSource } from "./tokens.js";
 
 export type Status = "connecting" | "open" | "closed";
 
 export interface ConnectionOptions {
   url: string;
-  /** Fields of each HELLO beyond the protocol version and session. */
-  hello: () => Omit<Hello, "v" | "session">;
+  /** Fields of each HELLO beyond the protocol version, session and token. */
+  hello: () => Omit<Hello, "v" | "session" | "token">;
+  /** The token of each HELLO (see tokens.ts): the source is asked again for one the object found spent. */
+  token: TokenSource;
   /** A snapshot chunk of the HELLO under way. */
   onSnapshot: (entries: WireEntry[]) => void;
   /** HELLO accepted; runs before requests in flight are sent again. */
@@ -119,7 +122,6 @@ export class Connection {
       open: () => this.#onOpen(),
       message: (data) => this.#onData(data),
       close: (code, reason) => this.#onClose(code, reason),
-      final: (code) => FINAL_CLOSE_CODES.has(code),
     }, HEARTBEAT_MS);
     // (Cleared once ready; #fail ignores a handle closed meanwhile.) Its
     // rejection handler also keeps a failed `ready` from being unhandled: the
@@ -278,17 +280,35 @@ export class Connection {
     this.#setStatus("closed");
   }
 
-  #onOpen(): void {
-    if (this.#closedWith) return;
-    this.#helloId = this.#nextId++;
-    const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session };
+  /** The token of this socket's HELLO (or of its last AUTH). */
+  #token: string | undefined;
+  /**
+   * A token the object refused, or ended a socket for (it expired): each
+   * HELLO until one succeeds asks the source for another, and one refused
+   * then ends the handle.
+   */
+  #spent: string | undefined;
+
+  async #onOpen(): Promise<void> {
+    // (Taken before the token is: a socket opened meanwhile takes the next, and this open is stale.)
+    const helloId = (this.#helloId = this.#nextId++);
+    let value: string | undefined;
+    try {
+      value = await this.#options.token(this.#spent);
+    } catch {
+      // The token function failed: the socket gives up, and the next tries again, backing off.
+      return this.#socket.restart();
+    }
+    if (this.#closedWith || helloId !== this.#helloId) return;
+    this.#token = value;
+    const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session, token: value };
     // The oldest write whose outcome is unknown (ids grow in #inflight's order).
     for (const [id, request] of this.#inflight) {
       if (request.kind !== "write") continue;
       hello.pending = id;
       break;
     }
-    this.#socket.send(encodeFrame([OP_HELLO, this.#helloId, hello]));
+    this.#socket.send(encodeFrame([OP_HELLO, helloId, hello]));
   }
 
   #onClose(code: number, reason: string): void {
@@ -297,7 +317,9 @@ export class Connection {
     this.#outbox = []; // every request in it (and in #riders) is in #inflight
     this.#riders = [];
     if (this.#closedWith) return;
-    if (FINAL_CLOSE_CODES.has(code)) {
+    if (code === CLOSE_TOKEN_EXPIRED) this.#spent = this.#token;
+    // (Not while a refused token is being replaced by a new one: see MSG_ERROR.)
+    if (FINAL_CLOSE_CODES.has(code) && this.#spent === undefined) {
       this.#fail(new AuthError(code === CLOSE_FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
       return;
     }
@@ -338,12 +360,23 @@ export class Connection {
           // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
           // once the snapshot is in, so that a reverted write shows the object's value.
           if (message[1] !== this.#helloId) this.#early.push([message[1], error]);
-          // The HELLO's own: refused credentials end the handle; anything else only fails a first
-          // connect (a reconnect keeps trying: the object closes the socket, which backs off).
+          // The HELLO's own: refused credentials end the handle (unless on a
+          // reconnect, with a token not given in place of a spent one: the next
+          // HELLO asks the token source for a new one, which a function gives);
+          // anything else only fails a first connect (a reconnect keeps trying:
+          // the object closes the socket, which backs off).
+          else if (this.#sockets && this.#spent === undefined && error instanceof AuthError) this.#spent = this.#token;
           else if (this.#sockets === 0 || error instanceof AuthError || error.code === ErrorCode.PROTOCOL_VERSION) this.#fail(error);
           return;
         }
         return this.#settle(message[1], undefined, error);
+      }
+      case MSG_RENEW: {
+        // The socket's token expires soon: a new one goes on the same socket.
+        // None by the expiry (or one refused): the socket closes then, and the
+        // reconnect asks the source again.
+        this.#options.token(this.#token).then((value) => this.request((id) => [OP_AUTH, id, (this.#token = value)!])).catch(() => {});
+        return;
       }
       default:
         this.#options.onMessage(message);
@@ -351,6 +384,7 @@ export class Connection {
   }
 
   #onHello(result: HelloResult): void {
+    this.#spent = undefined;
     if (result.limits) this.#limits = result.limits;
     this.#sockets++;
     this.#socket.helloed();

@@ -8,6 +8,8 @@
 
 // Requests, client library -> object.
 export const OP_HELLO = 1;
+/** A renewed token on an open socket (see MSG_RENEW). */
+export const OP_AUTH = 2;
 /** [BATCH, 0, [encoded request frame, ...]] */
 export const OP_BATCH = 3;
 export const OP_DICT_SET = 10;
@@ -31,6 +33,8 @@ export const MSG_CLIENT_ONLINE = 104;
 export const MSG_CLIENT_OFFLINE = 105;
 /** [BATCH, [encoded message frame, ...]] */
 export const MSG_BATCH = 106;
+/** The socket's client token expires soon: send a new one (AUTH), or the socket is closed when it does. */
+export const MSG_RENEW = 107;
 
 // WebSocket close codes the objects use (4000-4999 is for applications).
 // A client library does not reconnect after the ones marked final.
@@ -43,5 +47,7 @@ export const CLOSE_FRAME_TOO_LARGE = 4009;
 export const CLOSE_TOO_MANY_CONNECTIONS = 4029;
 /** The object took the socket for dead: its library's pings stopped (see worker/shared-object.ts). */
 export const CLOSE_SILENT = 4012;
+/** The socket's client token expired and no new one came (AUTH): a library reconnects with a new token. */
+export const CLOSE_TOKEN_EXPIRED = 4013;
 /** Sent by a handle that closed for good: its session ends (what it was given and did not acknowledge goes back at once). */
 export const CLOSE_SESSION_ENDED = 4100;

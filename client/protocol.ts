@@ -41,13 +41,18 @@
 //
 // Tokens (space object, server role):
 //   ISSUE_TOKEN clientId ttlSeconds ->   REPLY a client token (JWT) for that id in this space
+// A client token's socket ends when the token does (token mode):
+//                                   <-   RENEW, a while before it expires
+//   AUTH token                      ->   REPLY null: the socket lives on until the new token expires
+//                                        (ERROR if refused, which changes nothing)
+//                                   <-   no new token by the expiry: the socket closes (TOKEN_EXPIRED)
 // A pipe named n is two FIFOs, one per direction; the object picks the one a
 // role sends to or receives from, so each end only ever gets the other's items.
 import { Encoder } from "cbor-x";
 import {
   CLOSE_FORBIDDEN, CLOSE_FRAME_TOO_LARGE, CLOSE_HELLO_FAILED, CLOSE_HELLO_TIMEOUT, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED,
-  CLOSE_SILENT, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, MSG_BATCH, MSG_CHANGE, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, MSG_ERROR,
-  MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_BATCH, OP_CANCEL, OP_DICT_CLEAR, OP_DICT_DELETE, OP_DICT_SET, OP_DICT_UPDATE, OP_GET,
+  CLOSE_SILENT, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, MSG_BATCH, MSG_CHANGE, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, MSG_ERROR,
+  MSG_RENEW, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_AUTH, OP_BATCH, OP_CANCEL, OP_DICT_CLEAR, OP_DICT_DELETE, OP_DICT_SET, OP_DICT_UPDATE, OP_GET,
   OP_HELLO, OP_ISSUE_TOKEN, OP_PUT, OP_RELEASE, OP_SIZE,
 } from "./kinds.js";
 
@@ -62,6 +67,7 @@ export const PONG = "pong";
 /** Requests, client library -> object (each also a constant of its own: see kinds.ts). */
 export const Op = {
   HELLO: OP_HELLO,
+  AUTH: OP_AUTH,
   BATCH: OP_BATCH,
   DICT_SET: OP_DICT_SET,
   DICT_DELETE: OP_DICT_DELETE,
@@ -86,6 +92,7 @@ export const Msg = {
   CLIENT_ONLINE: MSG_CLIENT_ONLINE,
   CLIENT_OFFLINE: MSG_CLIENT_OFFLINE,
   BATCH: MSG_BATCH,
+  RENEW: MSG_RENEW,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -119,6 +126,7 @@ export const CloseCode = {
   FRAME_TOO_LARGE: CLOSE_FRAME_TOO_LARGE,
   TOO_MANY_CONNECTIONS: CLOSE_TOO_MANY_CONNECTIONS,
   SILENT: CLOSE_SILENT,
+  TOKEN_EXPIRED: CLOSE_TOKEN_EXPIRED,
   SESSION_ENDED: CLOSE_SESSION_ENDED,
 } as const;
 
@@ -221,6 +229,7 @@ export type WireEntry = [key: string, value: Uint8Array | null];
 
 export type Request =
   | [typeof Op.HELLO, number, Hello]
+  | [typeof Op.AUTH, number, string]
   | [typeof Op.BATCH, 0, Uint8Array[]]
   | [typeof Op.DICT_SET, number, string, Uint8Array]
   | [typeof Op.DICT_DELETE, number, string]
@@ -241,7 +250,8 @@ export type Message =
   | [typeof Msg.CHANGE, number, WireEntry[], boolean]
   | [typeof Msg.CLIENT_ONLINE, string, number] | [typeof Msg.CLIENT_ONLINE, string, number, string]
   | [typeof Msg.CLIENT_OFFLINE, string]
-  | [typeof Msg.BATCH, Uint8Array[]];
+  | [typeof Msg.BATCH, Uint8Array[]]
+  | [typeof Msg.RENEW];
 
 // Frames hold only arrays, maps with string keys, strings, integers, booleans,
 // null and byte strings, so a plain CBOR encoder serves them.

@@ -11,6 +11,7 @@ import { DictHandle, PipeEnd } from "./handle.js";
 import { checkName, ErrorCode, MSG_CLIENT_OFFLINE, MSG_CLIENT_ONLINE, OP_ISSUE_TOKEN, type HelloResult, type Message, type OnlineClient } from "./protocol.js";
 import { dictProxy, inspectSymbol, reservedNames } from "./proxy.js";
 import { clientObjectUrl, spaceUrl } from "./urls.js";
+import { tokenSource, type TokenSource } from "./tokens.js";
 import { closeAfterWrites, combinedStatus, dictConnection } from "./wiring.js";
 
 export interface ServerOptions {
@@ -161,7 +162,7 @@ export class ClientList implements Iterable<ClientPeer> {
 export class Server extends DictHandle<ServerEvents> {
   #url: string;
   #space: string;
-  #token: string;
+  #token: TokenSource;
   #connection: Connection;
   #online: OnlineClient[] = [];
   #peers = new Map<string, ClientPeer>();
@@ -197,10 +198,10 @@ export class Server extends DictHandle<ServerEvents> {
     this.#events = events;
     this.#url = url;
     this.#space = options.space;
-    this.#token = options.token;
+    this.#token = tokenSource(options.token);
     this.#connectTimeout = options.connectTimeout;
     this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
-    this.#connection = dictConnection(global, spaceUrl(url, options.space, { role: "server" }), options.token, {
+    this.#connection = dictConnection(global, spaceUrl(url, options.space, { role: "server" }), this.#token, {
       onReady: (result) => this.#onReady(result),
       onMessage: (message) => this.#onMessage(message),
       onStatus: () => {

@@ -5,8 +5,7 @@
 // 21.5 KB, and it opens even the first socket only after a timer and an
 // async URL step: 1.3 ms of a 12-15 ms Client.connect. Kept: exponential
 // backoff with jitter, a connect timeout, the backoff reset after a stable
-// connection, no reconnect after a final close code, and sends dropped
-// while not open (the caller queues and replays its own requests). Added: a
+// connection, and sends dropped while not open (the caller queues and replays its own requests). Added: a
 // heartbeat. A link can die without a close: a network drops a flow that
 // stayed idle a minute or two (Cloudflare's edge does), or a peer vanishes,
 // and the socket still reads as open while what is sent goes nowhere. So a
@@ -20,10 +19,8 @@ import { PING } from "./protocol.js";
 export interface SocketHandlers {
   open(): void;
   message(data: unknown): void;
-  /** The socket closed or failed; a reconnect follows unless `final(code)`. Not called for close(). */
+  /** The socket closed or failed; a reconnect follows unless the handler calls close(). Not called for close(). */
   close(code: number, reason: string): void;
-  /** Whether a close code ends the reconnecting. */
-  final(code: number): boolean;
 }
 
 const MIN_DELAY_MS = 100;
@@ -78,7 +75,7 @@ export class ReconnectingSocket {
       clearTimeout(this.#retry);
       clearTimeout(this.#stable);
       this.#on.close(code, reason);
-      if (!this.#on.final(code)) this.#reconnect();
+      this.#reconnect();
     };
     // Heartbeats since this socket last heard anything: given up at the third
     // (40-60 s of silence, with pings every 20 s), not the second, so that
@@ -128,6 +125,11 @@ export class ReconnectingSocket {
   /** Sends now, or drops `data` when no socket is open. */
   send(data: Uint8Array<ArrayBuffer>): void {
     if (this.#ws?.readyState === 1) this.#ws.send(data);
+  }
+
+  /** Gives up the socket open now (its close handler runs, and a reconnect follows). */
+  restart(): void {
+    this.#ws?.close();
   }
 
   /** Closes for good: no reconnect, no close handler call. */

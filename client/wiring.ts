@@ -2,6 +2,7 @@
 import { Connection, type Status } from "./connection.js";
 import { after, checkDelay } from "./delays.js";
 import type { SharedDict } from "./dict.js";
+import type { TokenSource } from "./tokens.js";
 import { MSG_CHANGE, type HelloResult, type Message } from "./protocol.js";
 
 export interface DictConnectionOptions {
@@ -13,12 +14,13 @@ export interface DictConnectionOptions {
 }
 
 /** A connection to one object whose dict is replicated into `dict`. */
-export function dictConnection(dict: SharedDict, url: string, token: string | undefined, options: DictConnectionOptions = {}): Connection {
+export function dictConnection(dict: SharedDict, url: string, token: TokenSource, options: DictConnectionOptions = {}): Connection {
   const replica = dict.replica;
   const connection = new Connection({
     ...options,
     url,
-    hello: () => ({ ...replica.resume(), ...(token === undefined ? {} : { token }) }),
+    token,
+    hello: () => replica.resume(),
     onSnapshot: (entries) => replica.snapshotChunk(entries),
     onReady: (result) => {
       replica.snapshotDone(result.full, result.version, result.lastSeq);

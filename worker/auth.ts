@@ -57,9 +57,21 @@ export async function issueClientToken(env: AuthEnv, space: string, id: string, 
     .sign(await signingKey(env));
 }
 
-/** Throws unless a client may connect as `id` in `space`. */
-export async function authorizeClient(env: AuthEnv, space: string, id: string, token: unknown): Promise<void> {
-  if (env.CLIENT_AUTH === "open") return;
+/**
+ * How long a socket may live on its client token: until `expires` (ms since
+ * the epoch); from `renewAt` on, its library is asked for a new one (a minute
+ * ahead, or a quarter of the token's life for one shorter than 4 minutes).
+ */
+export interface TokenLife {
+  expires: number;
+  renewAt: number;
+}
+
+const RENEW_AHEAD_MS = 60_000;
+
+/** Throws unless a client may connect as `id` in `space`; returns its token's life (none in open mode). */
+export async function authorizeClient(env: AuthEnv, space: string, id: string, token: unknown): Promise<TokenLife | undefined> {
+  if (env.CLIENT_AUTH === "open") return undefined;
   const refuse = (code: ErrorCode, message: string): never => {
     throw new ProtocolError(code, message, code === ErrorCode.FORBIDDEN ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED);
   };
@@ -67,13 +79,16 @@ export async function authorizeClient(env: AuthEnv, space: string, id: string, t
   if (typeof token !== "string" || token.length === 0) {
     refuse(ErrorCode.UNAUTHORIZED, "this worker runs clients in token mode: connect with a token from server.issueClientToken(id)");
   }
-  let claims: { sub?: string; space?: unknown };
+  let claims: { sub?: string; space?: unknown; exp?: number; iat?: number };
   try {
-    ({ payload: claims } = await jwtVerify(token as string, await signingKey(env), { audience: AUDIENCE, algorithms: ["HS256"] }));
+    ({ payload: claims } = await jwtVerify(token as string, await signingKey(env), { audience: AUDIENCE, algorithms: ["HS256"], requiredClaims: ["exp"] }));
   } catch (error) {
     if (error instanceof errors.JWTExpired) refuse(ErrorCode.UNAUTHORIZED, "the client token has expired");
     refuse(ErrorCode.UNAUTHORIZED, "the client token is not valid (malformed, or not signed by this worker)");
   }
   if (claims!.space !== space) refuse(ErrorCode.FORBIDDEN, "the client token is for another space");
   if (claims!.sub !== id) refuse(ErrorCode.FORBIDDEN, "the client token is for another client id");
+  const expires = claims!.exp! * 1000;
+  const life = expires - (claims!.iat ?? 0) * 1000;
+  return { expires, renewAt: expires - Math.min(RENEW_AHEAD_MS, life / 4) };
 }

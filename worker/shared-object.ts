@@ -5,10 +5,11 @@
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
   CloseCode, ErrorCode, Limits, Msg, Op, PING, PONG, PROTOCOL_VERSION, checkName,
-  decodeFrame, encodeFrame, type Hello, type HelloResult, type LimitsInForce, type Message, type Role,
+  decodeFrame, encodeFrame, type HelloResult, type LimitsInForce, type Message, type Role,
 } from "../client/protocol.js";
 import { decodeValue } from "../client/codec.js";
 import { VersionedDict, type AppliedWrite, type DictWrite } from "./dict.js";
+import type { TokenLife } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { Fifo, type ChannelLength, type Delivery, type Item, type WaitStore, type Waiter } from "./fifo.js";
 import { Sessions } from "./sessions.js";
@@ -32,6 +33,9 @@ export interface SocketState {
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
   /** The fifos it holds back after a CANCEL that came too late, with the items they wait for (see late-cancels.ts). */
   held?: Held;
+  /** Token mode, client role: when its token expires, and when to ask for a new one (see tokenTimes). */
+  expires?: number;
+  renewAt?: number;
 }
 
 /** See SharedObject.maxWaits. */
@@ -57,6 +61,7 @@ const SILENT_MS = 90_000;
 /** HELLOs and HTTP requests look for silent sockets at most this often (a pass over every socket). */
 const SILENT_SWEEP_MS = 10_000;
 const SILENT_REASON = `no ping for ${SILENT_MS / 1000} s: taken for dead`;
+const TOKEN_EXPIRED = "the client token expired (and no new one came)";
 
 // What a socket keeps of its waits in its attachment (which workerd bounds in
 // size); the rest are rows.
@@ -175,8 +180,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /** Most sockets that may have said HELLO at once. */
   protected abstract get maxConnections(): number;
 
-  /** Throws a ProtocolError unless this socket may take its role. */
-  protected abstract authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void>;
+  /** Throws a ProtocolError unless `token` lets this socket take its role; returns how long it may (none: for good). */
+  protected abstract authorize(role: Role, clientId: string | undefined, token: unknown): Promise<TokenLife | undefined>;
 
   /** Extra fields of the HELLO reply. */
   protected helloExtras(_state: SocketState): Partial<HelloResult> {
@@ -330,6 +335,8 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       if (op === Op.HELLO) return await this.#hello(socket, id, frame[2]);
       const state = socket.state;
       if (!state) throw new ProtocolError(ErrorCode.NOT_READY, "send HELLO first");
+      // Its token expired before the alarm ended it (see tokenTimes): nothing more is served.
+      if (state.expires !== undefined && Date.now() >= state.expires) return await this.#end(socket, CloseCode.TOKEN_EXPIRED, TOKEN_EXPIRED);
       await this.handle(socket, state, op, id, frame);
     } catch (error) {
       const known = error instanceof ProtocolError;
@@ -397,7 +404,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
           throw new ProtocolError(ErrorCode.TOO_MANY_WAITS, `this object has ${this.maxWaits} receives waiting at once; try again`);
         }
         this.fifo.wait(fifo, receiver, id);
-        return this.#armHoldAlarm();
+        return this.#armAlarm();
       }
       case Op.ACK: {
         const quiet = frame[3];
@@ -425,6 +432,21 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       }
       case Op.SIZE:
         return this.send(socket, [Msg.REPLY, id, this.fifo.size(this.fifoName(frame[2], frame[3], state.role, "receive"))]);
+      case Op.AUTH: {
+        // A renewed token. One refused changes nothing (the socket does not
+        // close for it, as at HELLO): the socket ends when its token does.
+        let life: TokenLife | undefined;
+        try {
+          life = await this.authorize(state.role, state.id, frame[2]);
+        } catch (error) {
+          throw error instanceof ProtocolError ? new ProtocolError(error.code, error.message) : error;
+        }
+        if (life) {
+          socket.setState({ ...socket.state!, ...life });
+          await this.#tokenAlarm(life.renewAt);
+        }
+        return this.send(socket, [Msg.REPLY, id, null]);
+      }
       default:
         throw new ProtocolError(ErrorCode.UNKNOWN_OP, `unknown operation ${op}`);
     }
@@ -450,7 +472,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     const held = this.fifo.reclaim((s) => open.has(s));
     if (held.length === 0) return;
     for (const fifo of held) this.serveWaiters(fifo);
-    await this.#armHoldAlarm();
+    await this.#armAlarm();
   }
 
   // Sockets whose end this instance has handled: an error that ended a socket
@@ -543,7 +565,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     const held = this.fifo.socketClosed(socket.id, state.session, Date.now(), code === CloseCode.SESSION_ENDED);
     if (held.length > 0) {
       for (const fifo of held) this.serveWaiters(fifo);
-      await this.#armHoldAlarm();
+      await this.#armAlarm();
     }
     this.left(socket, state);
   }
@@ -556,10 +578,50 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (socket.readyState !== WebSocket.READY_STATE_OPEN) await this.onClose(socket);
   }
 
-  /** A hold on an item ended: the waiters it kept waiting may take it now. */
+  /** A hold on an item ended (the waiters it kept waiting may take it now), or a client token is due (see tokenTimes). */
   async onAlarm(): Promise<void> {
     for (const fifo of this.fifo.waitedOn()) this.serveWaiters(fifo);
-    await this.#armHoldAlarm();
+    if (Date.now() >= this.#tokensDue) this.#tokensDue = (await this.tokenTimes()) ?? Infinity;
+    await this.#armAlarm(Number.isFinite(this.#tokensDue) ? this.#tokensDue : undefined);
+  }
+
+  /**
+   * When tokenTimes next has something to do (Infinity: no socket has a
+   * token), as far as this instance knows: 0 until its first pass. A pass
+   * reads every socket's attachment; this keeps hold alarms from making one.
+   */
+  #tokensDue = 0;
+
+  /** A socket's token is due at `at` (see tokenTimes): the alarm comes by then. */
+  async #tokenAlarm(at: number): Promise<void> {
+    this.#tokensDue = Math.min(this.#tokensDue, at);
+    await this.#armAlarm(at);
+  }
+
+  /**
+   * Token mode: a socket lives as long as its client token. Ends the sockets
+   * whose token expired (TOKEN_EXPIRED: the library reconnects with a new
+   * token), asks those whose token expires soon for a new one (RENEW, which
+   * the library answers with AUTH on the same socket, so the client stays
+   * online), and returns when to look next. Sockets due for RENEW within half
+   * their lead time are asked in the same pass, so that the alarm wakes the
+   * object about once per half minute for renewals, not once per socket.
+   */
+  async tokenTimes(now = Date.now()): Promise<number | undefined> {
+    let next: number | undefined;
+    for (const socket of [...this.#helloed().values()]) {
+      const { expires, renewAt } = socket.state ?? {};
+      if (expires === undefined || renewAt === undefined) continue;
+      if (now >= expires) {
+        await this.#end(socket, CloseCode.TOKEN_EXPIRED, TOKEN_EXPIRED);
+        continue;
+      }
+      const asked = now >= renewAt - (expires - renewAt) / 2;
+      if (asked) this.send(socket, [Msg.RENEW]);
+      const at = asked ? expires : renewAt;
+      if (next === undefined || at < next) next = at;
+    }
+    return next;
   }
 
   /**
@@ -615,7 +677,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     },
   });
 
-  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armHoldAlarm(), (fifo) => this.serveWaiters(fifo));
+  #httpTakes = new HttpTakes(() => this.fifo, () => this.#armAlarm(), (fifo) => this.serveWaiters(fifo));
 
   /** Takes the head of `fifo` for an HTTP caller, answering with `respond` (see http.ts). */
   takeForHttp(fifo: string, waitMs: number, leaseMs: number, respond: (value: Uint8Array, receipt?: string) => Response): Promise<Response | null> {
@@ -651,10 +713,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     };
   }
 
-  /** Wakes the object when the earliest hold that someone waits behind ends. */
-  async #armHoldAlarm(): Promise<void> {
-    const end = this.fifo.nextHoldEnd();
-    if (end === null) return;
+  /** Wakes the object when the earliest hold that someone waits behind ends, or at `at` (a token's time) if that is earlier. */
+  async #armAlarm(at?: number): Promise<void> {
+    const hold = this.fifo.nextHoldEnd() ?? undefined;
+    const end = hold === undefined || at === undefined ? (hold ?? at) : Math.min(hold, at);
+    if (end === undefined) return;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > end) await this.ctx.storage.setAlarm(end);
   }
@@ -705,8 +768,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     // Dead sockets give up their places (and their clients' stays online) first.
     if (Date.now() - this.#swept >= SILENT_SWEEP_MS) await this.endSilent();
     this.#authorizing.add(socket);
+    let life: TokenLife | undefined;
     try {
-      await this.authorize(role, clientId, args);
+      life = await this.authorize(role, clientId, args.token);
     } finally {
       this.#authorizing.delete(socket);
     }
@@ -738,7 +802,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       this.#outbox.flush(silent);
       silent.close(CloseCode.TOO_MANY_CONNECTIONS, this.#tooMany);
     }
-    const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session };
+    const state: SocketState = role === "server" ? { role, session: args.session } : { role, id: clientId, session: args.session, ...life };
 
     // Everything that reads storage comes before the socket takes its state:
     // should any of it fail, the socket has not joined, and is closed (see #serve).
@@ -776,6 +840,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     }
     this.send(socket, [Msg.REPLY, id, result]);
     await this.#supersede(socket, state.session);
+    if (life) {
+      // (A token already due for renewal is asked for at once.)
+      const due = Date.now() >= life.renewAt;
+      if (due) this.send(socket, [Msg.RENEW]);
+      await this.#tokenAlarm(due ? life.expires : life.renewAt);
+    }
   }
 
   /**

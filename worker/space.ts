@@ -1,7 +1,7 @@
 // One object per space: the global dict and the registry of the space's
 // clients (who has ever connected, in what order, and who is online now).
-import { ErrorCode, Msg, Op, checkName, type Hello, type HelloResult, type OnlineClient, type Role } from "../client/protocol.js";
-import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken } from "./auth.js";
+import { ErrorCode, Msg, Op, checkName, type HelloResult, type OnlineClient, type Role } from "../client/protocol.js";
+import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken, type TokenLife } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { Schema } from "./schema.js";
 import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
@@ -27,9 +27,9 @@ export class SpaceObject extends SharedObject {
     return sql;
   }
 
-  protected async authorize(role: Role, clientId: string | undefined, hello: Hello): Promise<void> {
-    if (role === "server") return authorizeServer(this.env, hello.token);
-    return authorizeClient(this.env, this.name, clientId!, hello.token);
+  protected async authorize(role: Role, clientId: string | undefined, token: unknown): Promise<TokenLife | undefined> {
+    if (role === "server") return void (await authorizeServer(this.env, token));
+    return authorizeClient(this.env, this.name, clientId!, token);
   }
 
   protected async handle(socket: Socket, state: SocketState, op: number, id: number, frame: unknown[]): Promise<void> {

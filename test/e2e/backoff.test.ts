@@ -46,7 +46,6 @@ test("sockets that open but never complete a handshake back off more each time, 
     open() {}, // no HELLO ever succeeds, so helloed() is never called
     message() {},
     close: () => void closes.push(performance.now()),
-    final: () => false,
   }, Infinity); // no heartbeat (but the ping at open)
   const waitFor = async (n: number) => {
     while (opened.length < n) await new Promise((r) => setTimeout(r, 20));
@@ -71,7 +70,6 @@ test("a socket whose handshake succeeded and lasted a second resets the backoff"
     },
     message() {},
     close: () => void closes.push(performance.now()),
-    final: () => false,
   }, Infinity); // no heartbeat (but the ping at open)
   while (opened.length < 6) await new Promise((r) => setTimeout(r, 20));
   socket.close(1000, "done");

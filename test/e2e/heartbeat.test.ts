@@ -38,8 +38,7 @@ test("a live link is kept by its pings, and through two intervals of silence (on
         closedAt = performance.now();
         closes.push([code, reason]);
       },
-      final: () => false,
-    }, HEARTBEAT_MS);
+      }, HEARTBEAT_MS);
     await until(() => opens.length === 1, { what: "the first open" });
     // Six intervals with nothing but pings and their answers: the link is kept.
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 6));
@@ -87,7 +86,6 @@ test("the first ping leaves as the socket opens: the object knows at once that i
     open() {},
     message: (data) => void (data === PONG && pongs++),
     close() {},
-    final: () => false,
   }, 60_000); // the next ping a minute later
   try {
     await until(() => pongs === 1, { timeout: 2000, what: "a PONG soon after the open" });

@@ -3,9 +3,9 @@
 // another client's dict, pipes or queues by any route.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Client, ClosedError, ErrorCode, Server } from "sharevars";
-import { Msg, Op } from "../../client/protocol.js";
+import { CloseCode, Msg, Op } from "../../client/protocol.js";
 import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
-import { rawSocket } from "../helpers/raw.js";
+import { rawSocket, type RawSocket } from "../helpers/raw.js";
 import { faultyLink } from "../helpers/proxy.js";
 import { uniqueSpace, until } from "../helpers/e2e.js";
 
@@ -26,6 +26,11 @@ async function server(space: string) {
   const s = await Server.connect(worker.url, { space, token: SERVER_TOKEN });
   handles.push(s);
   return s;
+}
+
+/** When a token expires (ms since the epoch). */
+function expiryOf(token: string): number {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp * 1000;
 }
 
 /** A JWT whose payload was edited after signing (so its signature no longer matches). */
@@ -73,7 +78,7 @@ describe("client tokens", () => {
     await expect(refused({ token: shortLived })).rejects.toThrow(/expired/);
 
     // the library refuses a token for someone else before connecting
-    expect(() => new Client(worker.url, { space, id: "bob", token })).toThrow(TypeError);
+    await expect(Client.connect(worker.url, { space, id: "bob", token })).rejects.toThrow(TypeError);
   });
 
   test("a valid client token reaches no other client's object by any route", async () => {
@@ -126,21 +131,20 @@ describe("client tokens", () => {
     expect(await bob.queues["default"].size()).toBe(1);
   });
 
-  test("a client refused on reconnect (its token expired) is closed whole: no socket left open, nothing more accepted", async () => {
+  test("a fixed token ends the client when it expires: the objects end its sockets (TOKEN_EXPIRED), and its reconnect is refused", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
     const link = await faultyLink(worker.url);
     try {
-      const token = await s.issueClientToken("alice", { ttlSeconds: 1 });
+      const token = await s.issueClientToken("alice", { ttlSeconds: 2 });
       const alice = await Client.connect(link.url, { space, token });
       const statuses: string[] = [];
       alice.on("status", (status) => statuses.push(status));
-      const expiry = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).exp * 1000;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry - Date.now()) + 1100));
-      // Only the socket to alice's own object drops (that object restarted, say): its reconnect is refused.
-      expect(link.cut("/clients/alice/")).toBe(1);
-      await until(() => alice.status === "closed", { what: "alice closed" });
-      // Her other connection (to the space) closed with it: no socket left, no write taken.
+      alice["before"] = 1;
+      await alice.sync();
+      await until(() => alice.status === "closed", { timeout: expiryOf(token) - Date.now() + 5000, what: "alice closed" });
+      expect(Date.now()).toBeGreaterThanOrEqual(expiryOf(token));
+      // Both connections closed: no socket left, no write taken.
       await until(() => link.open === 0, { timeout: 3000, what: "every socket of alice closed" });
       expect(() => (alice.globals["k"] = 1)).toThrow(ClosedError);
       await expect(alice.globals.put(1)).rejects.toBeInstanceOf(ClosedError);
@@ -148,6 +152,118 @@ describe("client tokens", () => {
     } finally {
       await link.close();
     }
+  });
+
+  test("a token function keeps a client past its tokens: renewed on the open sockets, with no reconnect, and the server never sees it leave", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const left: string[] = [];
+    s.on("disconnect", (id) => left.push(id));
+    let calls = 0;
+    const alice = await Client.connect(worker.url, { space, token: () => (calls++, s.issueClientToken("alice", { ttlSeconds: 2 })) });
+    handles.push(alice);
+    const statuses: string[] = [];
+    alice.on("status", (status) => statuses.push(status));
+    await new Promise((resolve) => setTimeout(resolve, 5000)); // past two tokens' lives
+    alice["after"] = "renewals";
+    await alice.send("still here");
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(await peer.recv({ timeout: 5000 })).toBe("still here");
+    expect(peer["after"]).toBe("renewals");
+    expect(statuses).toEqual([]); // never reconnected
+    expect(left).toEqual([]);
+    // One call per renewal, shared by the two connections: the first, then one per token life at most.
+    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(calls).toBeLessThanOrEqual(6);
+  });
+
+  test("a token function that fails when asked to renew: the sockets end at the expiry, and the reconnect gets a new token", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    let calls = 0;
+    const renewals: number[] = [];
+    const alice = await Client.connect(worker.url, {
+      space,
+      token: async () => {
+        calls++;
+        if (calls === 2) throw new Error("the backend is down"); // the renewal on the open sockets
+        renewals.push(Date.now());
+        return s.issueClientToken("alice", { ttlSeconds: calls === 1 ? 2 : 3600 });
+      },
+    });
+    handles.push(alice);
+    const statuses: string[] = [];
+    alice.on("status", (status) => statuses.push(status));
+    await until(() => statuses.includes("open"), { timeout: 10_000, what: "alice reconnected" });
+    expect(statuses).toEqual(["connecting", "open"]);
+    expect(calls).toBe(3);
+    alice["back"] = true;
+    await alice.sync();
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer["back"]).toBe(true);
+  });
+
+  test("a client offline past its token's expiry (a sleeping laptop) comes back: its old token refused, the function gives a new one", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const link = await faultyLink(worker.url);
+    try {
+      const tokens: string[] = [];
+      const alice = await Client.connect(link.url, {
+        space,
+        token: async () => (tokens.push(await s.issueClientToken("alice", { ttlSeconds: tokens.length === 0 ? 2 : 3600 })), tokens.at(-1)!),
+      });
+      link.down(); // before the object asks for a new token
+      alice["written offline"] = 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiryOf(tokens[0]) - Date.now()) + 500));
+      expect(tokens).toHaveLength(1);
+      link.up();
+      await alice.sync(); // the write made offline reaches the object
+      await until(() => alice.status === "open", { what: "both connections back" });
+      expect(tokens).toHaveLength(2);
+      const peer = s.clients.get("alice");
+      await peer.ready;
+      expect(peer["written offline"]).toBe(1);
+      await alice.close();
+    } finally {
+      await link.close();
+    }
+  });
+
+  test("the protocol: RENEW before the expiry, AUTH with a new token keeps the socket past the old one; no AUTH, or one refused, and the socket closes at the expiry", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const open = async (token: string) => {
+      const raw = await rawSocket(worker.url, `/v1/spaces/${space}/ws?role=client&id=alice`);
+      expect((await raw.hello({ token })).slice(0, 2)).toEqual([Msg.REPLY, 1]);
+      return raw;
+    };
+    const first = await s.issueClientToken("alice", { ttlSeconds: 2 });
+    const renewing = await open(first);
+    const idle = await open(first);
+    const wrong = await open(first);
+    const renewed = (raw: RawSocket) => until(() => raw.frames.some((f) => f[0] === Msg.RENEW), { timeout: 5000, what: "RENEW" });
+    await renewed(renewing);
+    expect(Date.now()).toBeLessThan(expiryOf(first));
+    renewing.send([Op.AUTH, 2, await s.issueClientToken("alice", { ttlSeconds: 60 })]);
+    expect((await renewing.reply(2)).slice(0, 3)).toEqual([Msg.REPLY, 2, null]);
+    await renewed(wrong);
+    wrong.send([Op.AUTH, 2, await s.issueClientToken("bob", { ttlSeconds: 60 })]);
+    expect((await wrong.reply(2)).slice(0, 3)).toEqual([Msg.ERROR, 2, ErrorCode.FORBIDDEN]);
+    wrong.send([Op.AUTH, 3, "not a token"]);
+    expect((await wrong.reply(3)).slice(0, 3)).toEqual([Msg.ERROR, 3, ErrorCode.UNAUTHORIZED]);
+    // Refused AUTHs change nothing: the socket is served until its token expires.
+    wrong.send([Op.SIZE, 4, "queue", "default"]);
+    expect((await wrong.reply(4)).slice(0, 3)).toEqual([Msg.REPLY, 4, 0]);
+    // The ones without a new token close at its expiry; the renewed one lives on.
+    expect((await idle.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect((await wrong.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiryOf(first));
+    renewing.send([Op.SIZE, 3, "queue", "default"]);
+    expect((await renewing.reply(3)).slice(0, 3)).toEqual([Msg.REPLY, 3, 0]);
+    renewing.close();
   });
 
   test("tokens never reach the worker's log", async () => {

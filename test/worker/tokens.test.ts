@@ -1,0 +1,60 @@
+// A client socket lives as long as its token (token mode; see tokenTimes in
+// worker/shared-object.ts). These objects run in open mode, so the tokens'
+// times are written into the sockets' attachments here, as a HELLO or AUTH
+// with a token would; the e2e tokens test runs the whole of it in token mode.
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, test } from "vitest";
+import { CloseCode, Msg, Op } from "../../client/protocol.js";
+import type { SharedObject, SocketState } from "../../worker/shared-object.js";
+import { KINDS, type Stub } from "./objects.js";
+import { put, take } from "./channels.js";
+
+/** Gives the socket of `session` a token expiring at `expires`, to be renewed from `renewAt`. */
+function giveToken(stub: Stub, session: string, expires: number, renewAt: number): Promise<void> {
+  return runInDurableObject(stub, (object: SharedObject) => {
+    const socket = [...object.getConnections<SocketState>()].find((c) => c.state?.session === session)!;
+    socket.setState({ ...socket.state!, expires, renewAt });
+  });
+}
+
+describe.each(KINDS)("client tokens' times on the %s", (_kind, makeTarget) => {
+  test("one pass ends the sockets whose token expired, asks for a new token those due within half their lead, and names the next time", async () => {
+    const target = makeTarget();
+    const [soon, later, expired] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const wires = {
+      soon: await target.client("alice", { session: soon }),
+      later: await target.client("alice", { session: later }),
+      expired: await target.client("alice", { session: expired }),
+    };
+    const producer = await target.server();
+    const now = Date.now();
+    await giveToken(target.stub, soon, now + 80_000, now + 20_000); // asked from 30 s before its renewal time: now
+    await giveToken(target.stub, later, now + 100_000, now + 40_000); // not before now + 10 s
+    await giveToken(target.stub, expired, now - 1, now - 60_001);
+    const next = await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now));
+    expect(next).toBe(now + 40_000);
+    expect((await wires.expired.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    await wires.soon.waitFor(() => wires.soon.frames.some((f) => f[0] === Msg.RENEW), "RENEW");
+    // The others were served on: one more frame each, and no RENEW for the later one.
+    await put(producer, "x");
+    expect((await take(wires.later))?.value).toBe("x");
+    expect(wires.later.frames.some((f) => f[0] === Msg.RENEW)).toBe(false);
+    // Asked already, the soon one is looked at next when its token expires.
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 9_000))).toBe(now + 40_000);
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 79_000))).toBe(now + 80_000);
+  });
+
+  test("a request on a socket whose token expired before the alarm ended it is not served: the socket closes", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const wire = await target.client("alice", { session });
+    const producer = await target.server();
+    await put(producer, "kept");
+    await giveToken(target.stub, session, Date.now() - 1, Date.now() - 60_001);
+    wire.send([Op.GET, 50, "queue", "default", false]);
+    expect((await wire.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect(wire.frames.some((f) => f[1] === 50)).toBe(false);
+    // The item is still there for someone else.
+    expect((await take(producer))?.value).toBe("kept");
+  });
+});
