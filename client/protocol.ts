@@ -44,7 +44,8 @@
 // A client token's socket ends when the token does (token mode):
 //                                   <-   RENEW, a while before it expires
 //   AUTH token                      ->   REPLY null: the socket lives on until the new token expires
-//                                        (ERROR if refused, which changes nothing)
+//                                        (ERROR if refused, which changes nothing; nor does a
+//                                        token that expires no later than the one in force)
 //                                   <-   no new token by the expiry: the socket closes (TOKEN_EXPIRED)
 // A pipe named n is two FIFOs, one per direction; the object picks the one a
 // role sends to or receives from, so each end only ever gets the other's items.

@@ -441,7 +441,11 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         } catch (error) {
           throw error instanceof ProtocolError ? new ProtocolError(error.code, error.message) : error;
         }
-        if (life) {
+        // Nor does one that expires no later than the one in force: the same
+        // token again (a fixed token's library answers RENEW with it: taken,
+        // its renewal time, past, would ask again at once, a RENEW/AUTH loop
+        // until the expiry), or an older one (an AUTH replayed after a reconnect).
+        if (life && (state.expires === undefined || life.expires > state.expires)) {
           socket.setState({ ...socket.state!, ...life });
           await this.#tokenAlarm(life.renewAt);
         }

@@ -266,6 +266,43 @@ describe("client tokens", () => {
     renewing.close();
   });
 
+  test("AUTH with a token that expires no later than the one in force changes nothing: a fixed token's RENEW is not asked again at once (no RENEW/AUTH loop), an older token replayed does not shorten the socket", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const open = async (token: string) => {
+      const raw = await rawSocket(worker.url, `/v1/spaces/${space}/ws?role=client&id=alice`);
+      expect((await raw.hello({ token })).slice(0, 2)).toEqual([Msg.REPLY, 1]);
+      return raw;
+    };
+    const fixed = await s.issueClientToken("alice", { ttlSeconds: 4 }); // asked from 1.5 s before its expiry
+    const newer = await s.issueClientToken("alice", { ttlSeconds: 60 });
+    const looping = await open(fixed);
+    const replayed = await open(fixed);
+    // As the library does with a fixed token: every RENEW answered with AUTH and the same token.
+    let renews = 0;
+    let id = 2;
+    looping.ws.addEventListener("message", () => {
+      if (looping.frames.at(-1)![0] !== Msg.RENEW) return;
+      renews++;
+      looping.send([Op.AUTH, id++, fixed]);
+    });
+    // A newer token, then the older one again (an AUTH replayed after a reconnect).
+    replayed.send([Op.AUTH, 2, newer]);
+    expect((await replayed.reply(2)).slice(0, 3)).toEqual([Msg.REPLY, 2, null]);
+    replayed.send([Op.AUTH, 3, fixed]);
+    expect((await replayed.reply(3)).slice(0, 3)).toEqual([Msg.REPLY, 3, null]);
+
+    expect((await looping.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiryOf(fixed));
+    // Asked once (its AUTH changed nothing), not once per round trip for the last 1.5 s.
+    expect(renews).toBe(1);
+    // The other lives on, on the newer token.
+    replayed.send([Op.SIZE, 4, "queue", "default"]);
+    expect((await replayed.reply(4)).slice(0, 3)).toEqual([Msg.REPLY, 4, 0]);
+    expect(replayed.frames.some((f) => f[0] === Msg.RENEW)).toBe(false);
+    replayed.close();
+  }, 15_000);
+
   test("tokens never reach the worker's log", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
