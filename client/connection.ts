@@ -289,26 +289,22 @@ export class Connection {
    */
   #spent: string | undefined;
 
-  async #onOpen(): Promise<void> {
+  /** Says HELLO once the token is in; rejects if the token function failed (the socket is given up, and the next asks again: see socket.ts). */
+  #onOpen(): Promise<void> {
     // (Taken before the token is: a socket opened meanwhile takes the next, and this open is stale.)
     const helloId = (this.#helloId = this.#nextId++);
-    let value: string | undefined;
-    try {
-      value = await this.#options.token(this.#spent);
-    } catch {
-      // The token function failed: the socket gives up, and the next tries again, backing off.
-      return this.#socket.restart();
-    }
-    if (this.#closedWith || helloId !== this.#helloId) return;
-    this.#token = value;
-    const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session, token: value };
-    // The oldest write whose outcome is unknown (ids grow in #inflight's order).
-    for (const [id, request] of this.#inflight) {
-      if (request.kind !== "write") continue;
-      hello.pending = id;
-      break;
-    }
-    this.#socket.send(encodeFrame([OP_HELLO, helloId, hello]));
+    return this.#options.token(this.#spent).then((value) => {
+      if (this.#closedWith || helloId !== this.#helloId) return;
+      this.#token = value;
+      const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session, token: value };
+      // The oldest write whose outcome is unknown (ids grow in #inflight's order).
+      for (const [id, request] of this.#inflight) {
+        if (request.kind !== "write") continue;
+        hello.pending = id;
+        break;
+      }
+      this.#socket.send(encodeFrame([OP_HELLO, helloId, hello]));
+    });
   }
 
   #onClose(code: number, reason: string): void {

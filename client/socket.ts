@@ -17,7 +17,15 @@ import { after } from "./delays.js";
 import { PING } from "./protocol.js";
 
 export interface SocketHandlers {
-  open(): void;
+  /**
+   * The socket opened. If it returns a promise that rejects (its handshake
+   * could not start), that socket is given up at once, as on a timeout, and
+   * a reconnect follows, backing off. (Not by closing it and waiting for its
+   * close event: that waits for the object's own close frame, which a close
+   * without a code does not get from partyserver, so the socket hung until
+   * the heartbeat gave it up, 40-60 s.)
+   */
+  open(): Promise<unknown> | void;
   message(data: unknown): void;
   /** The socket closed or failed; a reconnect follows unless the handler calls close(). Not called for close(). */
   close(code: number, reason: string): void;
@@ -92,7 +100,7 @@ export class ReconnectingSocket {
       // its link died before the first interval).
       ws.send(PING);
       beat();
-      this.#on.open();
+      (this.#on.open() as Promise<unknown> | undefined)?.catch(() => drop(1006, ""));
     };
     ws.onmessage = (event) => {
       silent = 0;
@@ -125,11 +133,6 @@ export class ReconnectingSocket {
   /** Sends now, or drops `data` when no socket is open. */
   send(data: Uint8Array<ArrayBuffer>): void {
     if (this.#ws?.readyState === 1) this.#ws.send(data);
-  }
-
-  /** Gives up the socket open now (its close handler runs, and a reconnect follows). */
-  restart(): void {
-    this.#ws?.close();
   }
 
   /** Closes for good: no reconnect, no close handler call. */

@@ -303,6 +303,36 @@ describe("client tokens", () => {
     replayed.close();
   }, 15_000);
 
+  test("a token function that fails when a reconnect asks it: that socket gives up at once, and the next (backing off) asks again", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    let first: string | undefined;
+    const asked: string[] = [];
+    const alice = await Client.connect(worker.url, {
+      space,
+      token: async () => {
+        if (first === undefined) return (first = await s.issueClientToken("alice", { ttlSeconds: 2 }));
+        const reconnecting = Date.now() >= expiryOf(first);
+        // The renewals on the open sockets fail, then the reconnect's first ask.
+        if (!reconnecting || !asked.includes("reconnect: failed")) {
+          asked.push(reconnecting ? "reconnect: failed" : "renewal: failed");
+          throw new Error("the backend is down");
+        }
+        asked.push("reconnect: token");
+        return s.issueClientToken("alice", { ttlSeconds: 3600 });
+      },
+    });
+    handles.push(alice);
+    const statuses: string[] = [];
+    alice.on("status", (status) => statuses.push(status));
+    await until(() => statuses.includes("connecting"), { timeout: 5000, what: "the sockets ended at the expiry" });
+    // Back within the backoff (a second at most here), not when a socket left hanging is given up (40-60 s).
+    await until(() => statuses.includes("open"), { timeout: 3000, what: "alice reconnected" });
+    expect(statuses).toEqual(["connecting", "open"]);
+    expect(asked.filter((a) => a.startsWith("reconnect"))).toEqual(["reconnect: failed", "reconnect: token"]);
+    expect(asked[0]).toBe("renewal: failed");
+  });
+
   test("tokens never reach the worker's log", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
