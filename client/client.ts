@@ -23,7 +23,10 @@ export interface ClientOptions {
    * it, so that the client outlives its tokens.
    */
   token?: TokenOption;
-  /** How long connect() may take before it rejects with a ClosedError, in ms (default 15000). */
+  /**
+   * How long connect() may take before it rejects with a ClosedError, in ms
+   * (default 15000); a token function's call is given up after as long.
+   */
   connectTimeout?: number;
 }
 
@@ -58,8 +61,8 @@ export class Client extends PipeEnd<HandleEvents> {
    * the global dict are loaded, so that reads are synchronous from then on.
    */
   static async connect(url: string, options: ClientOptions): Promise<Client> {
-    // A token function is asked for the first token here (its failure is this call's).
-    const source = tokenSource(options?.token);
+    // A token function is asked for the first token here (its failure, or its timeout, is this call's).
+    const source = tokenSource(options);
     const client = new Client(url, options, await source(), source);
     try {
       await Promise.all([client.#own.ready, client.#spaceConnection.ready]);

@@ -198,7 +198,7 @@ export class Server extends DictHandle<ServerEvents> {
     this.#events = events;
     this.#url = url;
     this.#space = options.space;
-    this.#token = tokenSource(options.token);
+    this.#token = tokenSource(options);
     this.#connectTimeout = options.connectTimeout;
     this.#clients = new ClientList(() => this.#online, (id) => this.#peer(id));
     this.#connection = dictConnection(global, spaceUrl(url, options.space, { role: "server" }), this.#token, {

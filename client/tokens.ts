@@ -4,6 +4,8 @@
 // library's own: the worker's clock decides, so a client's skewed clock
 // cannot make it renew too late. The connections of one handle share one
 // source, so one renewal serves both.
+import { after } from "./delays.js";
+import { ClosedError } from "./errors.js";
 
 /** A fixed token, or a function that gets a new one (from your backend, say). */
 export type TokenOption = string | (() => string | Promise<string>);
@@ -29,17 +31,21 @@ export function tokenSubject(token: string): unknown {
 /**
  * A function is called for the first token and for each renewal (concurrent
  * callers share one call). What it returns is not checked here: the worker
- * refuses what is not a token.
+ * refuses what is not a token. A call that has not answered within
+ * `connectTimeout` fails with a ClosedError (Client.connect rejects with it),
+ * and the next caller calls again: one that never settles would otherwise
+ * keep connect() waiting past its timeout, and every later caller for good
+ * (the handle reconnecting forever after its token expired).
  */
-export function tokenSource(token: TokenOption | undefined): TokenSource {
+export function tokenSource({ token, connectTimeout: ms = 15_000 }: { token?: TokenOption; connectTimeout?: number } = {}): TokenSource {
   if (typeof token !== "function") return async () => token;
   let current: string | undefined;
   let pending: Promise<string> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   return async (spent) =>
     current !== undefined && current !== spent
       ? current
-      : (pending ??= Promise.resolve()
-          .then(token)
+      : (pending ??= Promise.race([token(), new Promise<never>((_, reject) => (timer = after(ms, () => reject(new ClosedError(`no token within ${ms} ms`)))))])
           .then((value) => (current = value))
-          .finally(() => (pending = undefined)));
+          .finally(() => (clearTimeout(timer), (pending = undefined))));
 }

@@ -303,6 +303,16 @@ describe("client tokens", () => {
     replayed.close();
   }, 15_000);
 
+  test("Client.connect with a token function: rejects with the function's error, and within connectTimeout if the function never answers", async () => {
+    const space = uniqueSpace("tokens");
+    const failure = new Error("the backend is down");
+    await expect(Client.connect(worker.url, { space, token: () => Promise.reject(failure) })).rejects.toBe(failure);
+    await expect(Client.connect(worker.url, { space, token: () => { throw failure; } })).rejects.toBe(failure);
+    const hung = Client.connect(worker.url, { space, connectTimeout: 300, token: () => new Promise<string>(() => {}) });
+    const outcome = await Promise.race([hung.then(() => "connected", (error: unknown) => error), new Promise((resolve) => setTimeout(() => resolve("still waiting"), 3000))]);
+    expect(outcome).toBeInstanceOf(ClosedError);
+  });
+
   test("a token function that fails when a reconnect asks it: that socket gives up at once, and the next (backing off) asks again", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
@@ -331,6 +341,32 @@ describe("client tokens", () => {
     expect(statuses).toEqual(["connecting", "open"]);
     expect(asked.filter((a) => a.startsWith("reconnect"))).toEqual(["reconnect: failed", "reconnect: token"]);
     expect(asked[0]).toBe("renewal: failed");
+  });
+
+  test("a token function whose call never settles is given up after connectTimeout: the sockets end at the expiry, and the reconnect asks it again", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    let calls = 0;
+    const alice = await Client.connect(worker.url, {
+      space,
+      connectTimeout: 1000,
+      token: () => {
+        calls++;
+        if (calls === 2) return new Promise<string>(() => {}); // the renewal on the open sockets: no answer, ever
+        return s.issueClientToken("alice", { ttlSeconds: calls === 1 ? 2 : 3600 });
+      },
+    });
+    handles.push(alice);
+    const statuses: string[] = [];
+    alice.on("status", (status) => statuses.push(status));
+    await until(() => statuses.includes("open"), { timeout: 10_000, what: "alice reconnected" });
+    expect(statuses).toEqual(["connecting", "open"]);
+    expect(calls).toBe(3);
+    alice["back"] = true;
+    await alice.sync();
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer["back"]).toBe(true);
   });
 
   test("tokens never reach the worker's log", async () => {
