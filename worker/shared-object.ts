@@ -33,7 +33,7 @@ export interface SocketState {
   waits?: readonly (readonly [fifo: string, request: number, ord: number])[];
   /** The fifos it holds back after a CANCEL that came too late, with the items they wait for (see late-cancels.ts). */
   held?: Held;
-  /** Token mode, client role: when its token expires, and when to ask for a new one (see tokenTimes). */
+  /** Token mode, client role: when its token expires, and when to ask for a new one (its expiry once asked: see tokenTimes). */
   expires?: number;
   renewAt?: number;
 }
@@ -605,9 +605,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   /**
    * Token mode: a socket lives as long as its client token. Ends the sockets
    * whose token expired (TOKEN_EXPIRED: the library reconnects with a new
-   * token), asks those whose token expires soon for a new one (RENEW, which
-   * the library answers with AUTH on the same socket, so the client stays
-   * online), and returns when to look next. Sockets due for RENEW within half
+   * token), asks those whose token expires soon for a new one (RENEW, once
+   * per token, which the library answers with AUTH on the same socket, so the
+   * client stays online), and returns when to look next. Sockets due for RENEW within half
    * their lead time are asked in the same pass, so that the alarm wakes the
    * object about once per half minute for renewals, not once per socket.
    */
@@ -621,11 +621,21 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
         continue;
       }
       const asked = now >= renewAt - (expires - renewAt) / 2;
-      if (asked) this.send(socket, [Msg.RENEW]);
+      if (asked) this.#askRenewal(socket, expires);
       const at = asked ? expires : renewAt;
       if (next === undefined || at < next) next = at;
     }
     return next;
+  }
+
+  /**
+   * Sends RENEW, once per token: its renewal time moves to its expiry, so
+   * that later passes (other sockets' times) do not ask again before it
+   * (a fixed token's library answers each RENEW with an AUTH to check).
+   */
+  #askRenewal(socket: Socket, expires: number): void {
+    this.send(socket, [Msg.RENEW]);
+    socket.setState({ ...socket.state!, renewAt: expires });
   }
 
   /**
@@ -847,7 +857,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
     if (life) {
       // (A token already due for renewal is asked for at once.)
       const due = Date.now() >= life.renewAt;
-      if (due) this.send(socket, [Msg.RENEW]);
+      if (due) this.#askRenewal(socket, life.expires);
       await this.#tokenAlarm(due ? life.expires : life.renewAt);
     }
   }

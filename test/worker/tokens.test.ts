@@ -44,6 +44,29 @@ describe.each(KINDS)("client tokens' times on the %s", (_kind, makeTarget) => {
     expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 79_000))).toBe(now + 80_000);
   });
 
+  test("a socket asked for a new token is not asked again by later passes before its token expires (a fixed token's library answers each RENEW with AUTH)", async () => {
+    const target = makeTarget();
+    const [asked, other] = [crypto.randomUUID(), crypto.randomUUID()];
+    const wire = await target.client("alice", { session: asked });
+    await target.client("alice", { session: other });
+    const now = Date.now();
+    await giveToken(target.stub, asked, now + 80_000, now + 20_000); // asked at once
+    await giveToken(target.stub, other, now + 100_000, now + 40_000); // from now + 10 s
+    const renews = () => wire.frames.filter((f) => f[0] === Msg.RENEW).length;
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now))).toBe(now + 40_000);
+    await wire.waitFor((f) => f[0] === Msg.RENEW, "RENEW");
+    // Passes for the other socket's times (its RENEW, then ten seconds later), before the asked one's expiry.
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 10_000))).toBe(now + 80_000);
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 20_000))).toBe(now + 80_000);
+    // (A reply sent after them has come: so would have a RENEW.)
+    expect((await wire.request(Op.SIZE, "queue", "default"))[0]).toBe(Msg.REPLY);
+    expect(renews()).toBe(1);
+    // At its expiry, it ends.
+    expect(await runInDurableObject(target.stub, (object: SharedObject) => object.tokenTimes(now + 80_000))).toBe(now + 100_000);
+    expect((await wire.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect(renews()).toBe(1);
+  });
+
   test("a request on a socket whose token expired before the alarm ended it is not served: the socket closes", async () => {
     const target = makeTarget();
     const session = crypto.randomUUID();
