@@ -38,7 +38,7 @@ test("a live link is kept by its pings, and through two intervals of silence (on
         closedAt = performance.now();
         closes.push([code, reason]);
       },
-      }, HEARTBEAT_MS);
+    }, HEARTBEAT_MS);
     await until(() => opens.length === 1, { what: "the first open" });
     // Six intervals with nothing but pings and their answers: the link is kept.
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS * 6));
