@@ -335,8 +335,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       if (op === Op.HELLO) return await this.#hello(socket, id, frame[2]);
       const state = socket.state;
       if (!state) throw new ProtocolError(ErrorCode.NOT_READY, "send HELLO first");
-      // Its token expired before the alarm ended it (see tokenTimes): nothing more is served.
-      if (state.expires !== undefined && Date.now() >= state.expires) return await this.#end(socket, CloseCode.TOKEN_EXPIRED, TOKEN_EXPIRED);
+      // Its token expired before the alarm ended it (see tokenTimes): nothing
+      // more is served (what the batch was sent so far goes out first).
+      if (state.expires !== undefined && Date.now() >= state.expires) {
+        this.#outbox.flush(socket);
+        return await this.#end(socket, CloseCode.TOKEN_EXPIRED, TOKEN_EXPIRED);
+      }
       await this.handle(socket, state, op, id, frame);
     } catch (error) {
       const known = error instanceof ProtocolError;
@@ -634,8 +638,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
    * (a fixed token's library answers each RENEW with an AUTH to check).
    */
   #askRenewal(socket: Socket, expires: number): void {
-    this.send(socket, [Msg.RENEW]);
-    socket.setState({ ...socket.state!, renewAt: expires });
+    try {
+      this.send(socket, [Msg.RENEW]);
+      socket.setState({ ...socket.state!, renewAt: expires });
+    } catch {
+      // closing: its close event ends it
+    }
   }
 
   /**
