@@ -47,13 +47,14 @@ async function signingKey(env: AuthEnv): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", base, encoder.encode("sharevars client tokens v1")));
 }
 
-export async function issueClientToken(env: AuthEnv, space: string, id: string, ttlSeconds: number): Promise<string> {
+/** A client token for `id` in `space` that expires `ttlSeconds` after `now` (whole seconds: JWT times). */
+export async function issueClientToken(env: AuthEnv, space: string, id: string, ttlSeconds: number, now = Date.now()): Promise<string> {
   return new SignJWT({ space })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(id)
     .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .setIssuedAt(Math.floor(now / 1000))
+    .setExpirationTime(Math.floor(now / 1000) + ttlSeconds)
     .sign(await signingKey(env));
 }
 

@@ -11,11 +11,12 @@
 //   /v1/spaces/:space/clients/:id/{dict,queues,pipes}/... -> that client's object (HTTP API)
 //   GET /v1/spaces/:space/inspect                   -> the live inspector page (inspector.ts)
 //   GET /v1/spaces/:space/summary                   -> what the inspector shows (server token)
+//   POST /v1/spaces/:space/clients/:id/token[?ttl=] -> a client token for that id (server token; answered here)
 //
 // This module is also the package's `sharevars/worker` entry: an existing
 // worker mounts sharevars with `handleRequest` and exports the two classes.
 import { ErrorCode, PROTOCOL_VERSION, checkName } from "../client/protocol.js";
-import { authorizeServer } from "./auth.js";
+import { CLIENT_TOKEN_TTL, authorizeServer, issueClientToken } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { httpError } from "./http.js";
 import { toJson } from "./json.js";
@@ -25,7 +26,7 @@ import { clientObjectName } from "./names.js";
 export { SpaceObject } from "./space.js";
 export { ClientObject } from "./client-object.js";
 
-const ROUTE = /^\/v1\/spaces\/([^/]+)(?:\/clients\/([^/]+))?\/(ws|globals|clients|queues|dict|pipes|inspect|summary)(\/.*)?$/;
+const ROUTE = /^\/v1\/spaces\/([^/]+)(?:\/clients\/([^/]+))?\/(ws|globals|clients|queues|dict|pipes|inspect|summary|token)(\/.*)?$/;
 
 // Objects are reached with the platform's getByName: partyserver reads an
 // object's name from its id, so its getServerByName would only add a setName
@@ -91,9 +92,9 @@ async function authorizeHttp(request: Request, env: Env): Promise<void> {
 
 async function http(request: Request, env: Env, space: string, id: string | null, kind: string, rest: string): Promise<Response> {
   const url = new URL(request.url);
-  const allowed = id === null ? ["globals", "clients", "queues", "summary"] : ["dict", "queues", "pipes"];
-  // The summary is answered here, not by an object's router: only GET of the route itself.
-  if (!allowed.includes(kind) || (kind === "summary" && (rest !== "" || request.method !== "GET"))) {
+  const allowed = id === null ? ["globals", "clients", "queues", "summary"] : ["dict", "queues", "pipes", "token"];
+  // The summary and tokens are answered here, not by an object's router: only GET (POST) of the route itself.
+  if (!allowed.includes(kind) || (kind === "summary" && (rest !== "" || request.method !== "GET")) || (kind === "token" && (rest !== "" || request.method !== "POST"))) {
     return httpError(ErrorCode.UNKNOWN_OP, `no route ${request.method} ${url.pathname}`, 404);
   }
   if (request.headers.get("upgrade")) return httpError(ErrorCode.BAD_ARGUMENT, "WebSockets connect to .../ws", 400);
@@ -103,6 +104,7 @@ async function http(request: Request, env: Env, space: string, id: string | null
     return httpError((error as ProtocolError).code, (error as ProtocolError).message);
   }
   try {
+    if (kind === "token") return await clientToken(env, space, id!, url.searchParams.get("ttl"));
     if (kind === "summary") {
       const offset = Number(url.searchParams.get("offset") ?? 0);
       if (!Number.isSafeInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
@@ -115,6 +117,21 @@ async function http(request: Request, env: Env, space: string, id: string | null
     console.error("sharevars: internal error (HTTP)", error);
     return httpError(ErrorCode.INTERNAL, "internal error");
   }
+}
+
+/**
+ * A client token for `id` (what server.issueClientToken gives, for backends
+ * that hold no WebSocket: a token function's route, say). Signed here: no
+ * object is woken for it.
+ */
+async function clientToken(env: Env, space: string, id: string, ttlParam: string | null): Promise<Response> {
+  const ttl = ttlParam === null ? CLIENT_TOKEN_TTL.default : Number(ttlParam);
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > CLIENT_TOKEN_TTL.max || (ttlParam !== null && !/^\d+$/.test(ttlParam))) {
+    return httpError(ErrorCode.BAD_ARGUMENT, `ttl: a token lives 1 to ${CLIENT_TOKEN_TTL.max} seconds`);
+  }
+  const now = Date.now();
+  const token = await issueClientToken(env, space, id, ttl, now);
+  return Response.json({ token, expires: (Math.floor(now / 1000) + ttl) * 1000 }, { headers: { "cache-control": "no-store" } });
 }
 
 export interface MountOptions {

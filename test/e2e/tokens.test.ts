@@ -369,6 +369,46 @@ describe("client tokens", () => {
     expect(peer["back"]).toBe(true);
   });
 
+  test("HTTP: POST /clients/<id>/token with the server token gives a client token that connects as that id; nothing else gets one", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const base = `${worker.url}/v1/spaces/${space}`;
+    const bearer = { authorization: `Bearer ${SERVER_TOKEN}` };
+    const before = Date.now();
+    const response = await fetch(`${base}/clients/alice/token?ttl=120`, { method: "POST", headers: bearer });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    const { token, expires } = (await response.json()) as { token: string; expires: number };
+    expect(expires).toBe(expiryOf(token));
+    expect(expires).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 120_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 120_000);
+    // A token function can call it: the client connects as alice and shares her dict with the server.
+    const alice = await Client.connect(worker.url, {
+      space,
+      token: () => fetch(`${base}/clients/alice/token`, { method: "POST", headers: bearer }).then((r) => r.json()).then((j) => (j as { token: string }).token),
+    });
+    handles.push(alice);
+    expect(alice.id).toBe("alice");
+    alice["via"] = "http token";
+    await alice.sync();
+    const peer = s.clients.get("alice");
+    await peer.ready;
+    expect(peer["via"]).toBe("http token");
+    // The default life is an hour.
+    const plain = (await (await fetch(`${base}/clients/bob/token`, { method: "POST", headers: bearer })).json()) as { token: string; expires: number };
+    expect(expiryOf(plain.token) - Date.now()).toBeGreaterThan(3590_000);
+
+    const refused = async (path: string, init: RequestInit) => (await fetch(`${base}${path}`, init)).status;
+    expect(await refused("/clients/alice/token", { method: "POST" })).toBe(401);
+    expect(await refused("/clients/alice/token", { method: "POST", headers: { authorization: `Bearer ${token}` } })).toBe(401); // a client token
+    for (const ttl of ["0", "-5", "1.5", "2592001", "1e3", "soon"]) {
+      expect([ttl, await refused(`/clients/alice/token?ttl=${ttl}`, { method: "POST", headers: bearer })]).toEqual([ttl, 400]);
+    }
+    expect(await refused("/clients/alice/token", { headers: bearer })).toBe(404); // GET
+    expect(await refused("/clients/alice/token/x", { method: "POST", headers: bearer })).toBe(404);
+    expect(await refused("/token", { method: "POST", headers: bearer })).toBe(404); // no id
+  });
+
   test("tokens never reach the worker's log", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
