@@ -1,6 +1,7 @@
 // The client library runs unchanged in a real browser: a page imports the
 // built library, connects as a client, and shares a dict key, a pipe message
-// and a global-queue item with a Node server handle.
+// and a global-queue item with a Node server handle; in token mode, its
+// token function keeps it connected past its tokens' lives.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,6 +11,7 @@ import type { Browser } from "playwright-core";
 import { handles } from "../helpers/handles.js";
 import { hasChromium, launchChromium, serveStatic } from "../helpers/browser.js";
 import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
+import { startWorker, type LocalWorker } from "../helpers/worker.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const open = handles();
@@ -18,10 +20,12 @@ const run = hasChromium || process.env.CI ? describe : describe.skip;
 
 let browser: Browser;
 let site: { url: string; close(): Promise<void> };
+/** The page's files (index.html, sharevars.js). */
+let dir: string;
 beforeAll(async () => {
   if (!hasChromium && !process.env.CI) return;
   // The page loads the built package (dist/, through package.json exports) bundled for the browser.
-  const dir = mkdtempSync(join(tmpdir(), "sharevars-page-"));
+  dir = mkdtempSync(join(tmpdir(), "sharevars-page-"));
   await build({ stdin: { contents: 'export * from "sharevars";', resolveDir: ROOT }, bundle: true, format: "esm", platform: "browser", outfile: join(dir, "sharevars.js"), logLevel: "silent" });
   writeFileSync(join(dir, "index.html"), `<!doctype html><meta charset="utf-8"><title>sharevars in a browser</title>
 <script type="module">
@@ -118,5 +122,112 @@ run("in a browser (Debian chromium, headless)", () => {
     await until(async () => (await page.locator('tr[data-client="alice"]').innerText()).includes("offline"), { what: "alice offline" });
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  describe("token mode", () => {
+    // A worker of its own in token mode (the shared one runs clients open).
+    let worker: LocalWorker;
+    // The page's origin with its backend: the route a token function calls.
+    // The worker sends no CORS headers (the server token must never reach a
+    // browser), so a page cannot call the route itself; as the README has it, the page asks
+    // its own origin, whose backend calls the worker's token route with the
+    // server token.
+    let app: { url: string; close(): Promise<void> };
+    /** The tokens the backend handed out, with their expiry (ms since the epoch). */
+    const issued: { id: string; expires: number }[] = [];
+    beforeAll(async () => {
+      worker = await startWorker({ vars: { CLIENT_AUTH: "token" } });
+      app = await serveStatic(dir, {
+        "/sharevars-token": async (_request, url) => {
+          // (A real backend takes the id from its own login; the page names it here.)
+          const [space, id] = [url.searchParams.get("space")!, url.searchParams.get("id")!];
+          const response = await fetch(`${worker.url}/v1/spaces/${encodeURIComponent(space)}/clients/${encodeURIComponent(id)}/token?ttl=2`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${SERVER_TOKEN}` },
+          });
+          if (!response.ok) throw new Error(`the token route answered ${response.status}: ${await response.text()}`);
+          const { token, expires } = (await response.json()) as { token: string; expires: number };
+          issued.push({ id, expires });
+          return token;
+        },
+      });
+    }, 120_000);
+    afterAll(async () => {
+      await app?.close();
+      await worker?.stop();
+    });
+
+    test("a page's token function keeps its client past its 2 s tokens: renewed on the open connections, never a reconnect, and it still writes and sends", async () => {
+      const space = uniqueSpace("browser-tokens");
+      const server = await open.server(space, worker.url);
+      const left: string[] = [];
+      server.on("disconnect", (id) => left.push(id));
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(String(error)));
+      await page.goto(app.url + "/");
+      await page.waitForFunction(() => (window as any).loaded === true);
+
+      // The worker's route is not for browsers: a page of another origin cannot call it.
+      const direct = await page.evaluate(async ({ url, space, bearer }) => {
+        try {
+          const response = await fetch(`${url}/v1/spaces/${space}/clients/alice/token`, { method: "POST", headers: { authorization: bearer } });
+          return `answered ${response.status}`;
+        } catch (error) {
+          return (error as Error).name;
+        }
+      }, { url: worker.url, space, bearer: `Bearer ${SERVER_TOKEN}` });
+      expect(direct).toBe("TypeError"); // blocked by CORS
+      expect(issued).toEqual([]);
+
+      const connecting = Date.now();
+      await page.evaluate(async ({ url, space }) => {
+        const { Client } = (window as any).sharevars;
+        const w = window as any;
+        w.tokenCalls = 0;
+        w.statuses = [];
+        const client = await Client.connect(url, {
+          space,
+          token: () => (w.tokenCalls++, fetch(`/sharevars-token?space=${encodeURIComponent(space)}&id=browser`, { method: "POST" }).then((r: Response) => (r.ok ? r.text() : Promise.reject(new Error(`token route: ${r.status}`))))),
+        });
+        client.on("status", (status: string) => w.statuses.push(status));
+        w.client = client;
+      }, { url: worker.url, space });
+      expect(await page.evaluate(() => (window as any).client.id)).toBe("browser");
+      expect(issued).toHaveLength(1);
+
+      // Past two tokens' lives: the first token (at most 2 s) and the next have expired by then.
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      expect(issued.length).toBeGreaterThanOrEqual(3);
+      expect(Date.now()).toBeGreaterThan(issued[1].expires);
+
+      // The connections stayed open all along, on renewed tokens: a write and a pipe message still reach the server.
+      const after = await page.evaluate(async () => {
+        const w = window as any;
+        w.client["after"] = "renewals";
+        await w.client.send("still here");
+        await w.client.sync();
+        return { status: w.client.status, statuses: w.statuses, calls: w.tokenCalls };
+      });
+      const elapsed = Date.now() - connecting;
+      const peer = server.clients.get("browser");
+      await peer.ready;
+      expect(peer["after"]).toBe("renewals");
+      expect(await peer.recv({ timeout: 5000 })).toBe("still here");
+      expect(after.status).toBe("open");
+      expect(after.statuses).toEqual([]); // never "connecting": no reconnect
+      expect(left).toEqual([]); // the server never saw it leave
+      // One call per token, shared by the client's two connections: the
+      // first, then one per renewal, which for 2 s tokens (whole-second
+      // expiries, asked half a second ahead) comes at most about once a second.
+      expect(after.calls).toBeGreaterThanOrEqual(3);
+      expect(after.calls).toBeLessThanOrEqual(1 + Math.ceil(elapsed / 1000));
+      expect(issued.length).toBeGreaterThanOrEqual(after.calls - 1); // (the last may still be on its way)
+      expect(issued.every(({ id }) => id === "browser")).toBe(true);
+
+      await page.evaluate(() => (window as any).client.close());
+      expect(errors).toEqual([]);
+      await page.close();
+    });
   });
 });

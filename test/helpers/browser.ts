@@ -1,6 +1,6 @@
 // A headless Debian Chromium (playwright-core, no downloaded browser) and a
 // static server on 127.0.0.1 for the pages it opens.
-import { createServer, type Server as HttpServer } from "node:http";
+import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { join, extname } from "node:path";
 import { chromium, type Browser } from "playwright-core";
@@ -18,9 +18,24 @@ export function launchChromium(): Promise<Browser> {
 
 const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" };
 
-/** Serves the files of `dir` on 127.0.0.1; resolves with its base URL and a close function. */
-export async function serveStatic(dir: string): Promise<{ url: string; close(): Promise<void> }> {
+/** A page's backend route: answers with this text (500 if it throws). */
+export type Route = (request: IncomingMessage, url: URL) => Promise<string>;
+
+/**
+ * Serves the files of `dir` on 127.0.0.1, and `routes` (by path) as the
+ * pages' own backend; resolves with its base URL and a close function.
+ */
+export async function serveStatic(dir: string, routes: Record<string, Route> = {}): Promise<{ url: string; close(): Promise<void> }> {
   const server: HttpServer = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://x");
+    const route = routes[url.pathname];
+    if (route) {
+      route(request, url).then(
+        (body) => response.writeHead(200, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" }).end(body),
+        (error) => response.writeHead(500).end(String(error)),
+      );
+      return;
+    }
     const path = join(dir, new URL(request.url ?? "/", "http://x").pathname.replace(/\/$/, "/index.html"));
     if (!path.startsWith(dir) || !existsSync(path)) {
       response.writeHead(404).end("not found");
@@ -30,5 +45,12 @@ export async function serveStatic(dir: string): Promise<{ url: string; close(): 
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // (a page's kept-alive connections would hold the close)
+      }),
+  };
 }
