@@ -4,7 +4,7 @@
 // with a token would; the e2e tokens test runs the whole of it in token mode.
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, test } from "vitest";
-import { CloseCode, Msg, Op } from "../../client/protocol.js";
+import { CloseCode, Msg, Op, encodeFrame } from "../../client/protocol.js";
 import type { SharedObject, SocketState } from "../../worker/shared-object.js";
 import { KINDS, type Stub } from "./objects.js";
 import { put, take } from "./channels.js";
@@ -79,5 +79,44 @@ describe.each(KINDS)("client tokens' times on the %s", (_kind, makeTarget) => {
     expect(wire.frames.some((f) => f[1] === 50)).toBe(false);
     // The item is still there for someone else.
     expect((await take(producer))?.value).toBe("kept");
+  });
+
+  test("a socket found expired in the middle of a BATCH gets the replies of the batch so far, then closes; the rest is not served", async () => {
+    const target = makeTarget();
+    const session = crypto.randomUUID();
+    const wire = await target.client("alice", { session });
+    const producer = await target.server();
+    await put(producer, "kept");
+    // Its token runs out while the first frame is served (as if the clock passed its expiry there).
+    await runInDurableObject(target.stub, (object: SharedObject) => {
+      const patched = object as unknown as { handle(socket: { state: SocketState; setState(s: SocketState): void }, ...rest: unknown[]): Promise<void> };
+      const handle = patched.handle;
+      patched.handle = async function (socket, ...rest) {
+        await handle.call(this, socket, ...rest);
+        socket.setState({ ...socket.state, expires: Date.now() - 1, renewAt: Date.now() - 60_001 });
+      };
+    });
+    wire.send([Op.BATCH, 0, [encodeFrame([Op.SIZE, 60, "queue", "default"]), encodeFrame([Op.GET, 61, "queue", "default", false])]]);
+    expect((await wire.closed).code).toBe(CloseCode.TOKEN_EXPIRED);
+    expect(wire.frames.filter((f) => f[1] === 60)).toEqual([[Msg.REPLY, 60, 1]]);
+    expect(wire.frames.some((f) => f[1] === 61)).toBe(false);
+    expect((await take(producer))?.value).toBe("kept");
+  });
+
+  test("a RENEW to a socket that is closing already does not stop the pass: the others are asked, and the next time comes back", async () => {
+    const target = makeTarget();
+    const [closing, other] = [crypto.randomUUID(), crypto.randomUUID()];
+    await target.client("alice", { session: closing });
+    const wire = await target.client("alice", { session: other });
+    const now = Date.now();
+    await giveToken(target.stub, closing, now + 80_000, now + 20_000); // both asked at once
+    await giveToken(target.stub, other, now + 90_000, now + 30_000);
+    const next = await runInDurableObject(target.stub, (object: SharedObject) => {
+      // Closed on this side, its close event not in yet: a send to it throws.
+      [...object.getConnections<SocketState>()].find((c) => c.state?.session === closing)!.close(1000, "closing");
+      return object.tokenTimes(now);
+    });
+    expect(next).toBe(now + 80_000);
+    await wire.waitFor((f) => f[0] === Msg.RENEW, "RENEW");
   });
 });
