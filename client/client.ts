@@ -63,7 +63,7 @@ export class Client extends PipeEnd<HandleEvents> {
   static async connect(url: string, options: ClientOptions): Promise<Client> {
     // A token function is asked for the first token here (its failure, or its timeout, is this call's).
     const source = tokenSource(options);
-    const client = new Client(url, options, await source(), source);
+    const client = new Client(url, options, (await source())[0], source);
     try {
       await Promise.all([client.#own.ready, client.#spaceConnection.ready]);
     } catch (error) {

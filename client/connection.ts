@@ -15,7 +15,7 @@
 // the next request, or for a timer.
 import { after, checkDelay } from "./delays.js";
 import { ReconnectingSocket } from "./socket.js";
-import { CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION, CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_RENEW, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_AUTH, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
+import { CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_CONNECTIONS, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_RENEW, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_AUTH, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
 import type { TokenSource } from "./tokens.js";
 
@@ -66,8 +66,6 @@ interface Inflight {
 
 /** How often an open socket pings (see socket.ts): a link that died without a close is found within three times this. */
 const HEARTBEAT_MS = 20_000;
-
-const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_PROTOCOL_VERSION]);
 
 /** Settles a request: its onReply first, then its promise. */
 function end(request: Inflight, value: unknown, error: SharevarsError | null): void {
@@ -282,10 +280,12 @@ export class Connection {
 
   /** The token of this socket's HELLO (or of its last AUTH). */
   #token: string | undefined;
+  /** Whether the token source's function was called for this HELLO's token (see MSG_ERROR). */
+  #fresh: boolean | undefined;
   /**
    * A token the object refused, or ended a socket for (it expired): each
-   * HELLO until one succeeds asks the source for another, and one refused
-   * then ends the handle.
+   * HELLO until one succeeds asks the source for another, and a fresh one
+   * refused, or the spent one given again, ends the handle.
    */
   #spent: string | undefined;
 
@@ -293,8 +293,9 @@ export class Connection {
   #onOpen(): Promise<void> {
     // (Taken before the token is: a socket opened meanwhile takes the next, and this open is stale.)
     const helloId = (this.#helloId = this.#nextId++);
-    return this.#options.token(this.#spent).then((value) => {
+    return this.#options.token(this.#spent).then(([value, called]) => {
       if (this.#closedWith || helloId !== this.#helloId) return;
+      this.#fresh = called;
       this.#token = value;
       const hello: Hello = { ...this.#options.hello(), v: PROTOCOL_VERSION, session: this.session, token: value };
       // The oldest write whose outcome is unknown (ids grow in #inflight's order).
@@ -314,11 +315,8 @@ export class Connection {
     this.#riders = [];
     if (this.#closedWith) return;
     if (code === CLOSE_TOKEN_EXPIRED) this.#spent = this.#token;
-    // (Not while a refused token is being replaced by a new one: see MSG_ERROR.)
-    if (FINAL_CLOSE_CODES.has(code) && this.#spent === undefined) {
-      this.#fail(new AuthError(code === CLOSE_FORBIDDEN ? ErrorCode.FORBIDDEN : ErrorCode.UNAUTHORIZED, reason || "refused"));
-      return;
-    }
+    // (The final close codes, UNAUTHORIZED, FORBIDDEN and PROTOCOL_VERSION,
+    // follow the HELLO's ERROR, which ended the handle already: see MSG_ERROR.)
     // One connection too many (before its HELLO was answered): a first connect fails with it.
     if (code === CLOSE_TOO_MANY_CONNECTIONS && this.#sockets === 0) {
       this.#fail(new LimitError(ErrorCode.TOO_MANY_CONNECTIONS, reason));
@@ -356,12 +354,15 @@ export class Connection {
           // Refusals told again ahead of the HELLO reply (worker/sessions.ts): settled
           // once the snapshot is in, so that a reverted write shows the object's value.
           if (message[1] !== this.#helloId) this.#early.push([message[1], error]);
-          // The HELLO's own: refused credentials end the handle (unless on a
-          // reconnect, with a token not given in place of a spent one: the next
-          // HELLO asks the token source for a new one, which a function gives);
-          // anything else only fails a first connect (a reconnect keeps trying:
-          // the object closes the socket, which backs off).
-          else if (this.#sockets && this.#spent === undefined && error instanceof AuthError) this.#spent = this.#token;
+          // The HELLO's own: refused credentials end the handle, unless the
+          // token was got before this HELLO (it may have expired since: one
+          // that Client.connect got, on a slow first connect; one got for a
+          // HELLO that a dropped link cut off) and is not one found spent
+          // already: the next HELLO asks the token source for another, which a
+          // function gives (a fixed token is refused once more). Anything else
+          // only fails a first connect (a reconnect keeps trying: the object
+          // closes the socket, which backs off).
+          else if (!this.#fresh && this.#token !== this.#spent && error instanceof AuthError) this.#spent = this.#token;
           else if (this.#sockets === 0 || error instanceof AuthError || error.code === ErrorCode.PROTOCOL_VERSION) this.#fail(error);
           return;
         }
@@ -371,7 +372,7 @@ export class Connection {
         // The socket's token expires soon: a new one goes on the same socket.
         // None by the expiry (or one refused): the socket closes then, and the
         // reconnect asks the source again.
-        this.#options.token(this.#token).then((value) => this.request((id) => [OP_AUTH, id, (this.#token = value)!])).catch(() => {});
+        this.#options.token(this.#token).then(([value]) => this.request((id) => [OP_AUTH, id, (this.#token = value)!])).catch(() => {});
         return;
       }
       default:

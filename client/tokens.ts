@@ -12,9 +12,11 @@ export type TokenOption = string | (() => string | Promise<string>);
 
 /**
  * The token to use now, given the one found spent (if any): a function's
- * next token only if its current one is that. (A fixed token is always itself.)
+ * next token only if its current one is that (a fixed token is always
+ * itself); and whether the function was called for it (a token got earlier
+ * may have expired since: see Connection's MSG_ERROR).
  */
-export type TokenSource = (spent?: string) => Promise<string | undefined>;
+export type TokenSource = (spent?: string) => Promise<[token: string | undefined, called: boolean]>;
 
 /**
  * The subject of a JWT, unverified: the library only needs it to address the
@@ -38,14 +40,17 @@ export function tokenSubject(token: string): unknown {
  * (the handle reconnecting forever after its token expired).
  */
 export function tokenSource({ token, connectTimeout: ms = 15_000 }: { token?: TokenOption; connectTimeout?: number } = {}): TokenSource {
-  if (typeof token !== "function") return async () => token;
+  if (typeof token !== "function") return async () => [token, false];
   let current: string | undefined;
   let pending: Promise<string> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   return async (spent) =>
     current !== undefined && current !== spent
-      ? current
-      : (pending ??= Promise.race([token(), new Promise<never>((_, reject) => (timer = after(ms, () => reject(new ClosedError(`no token within ${ms} ms`)))))])
-          .then((value) => (current = value))
-          .finally(() => (clearTimeout(timer), (pending = undefined))));
+      ? [current, false]
+      : [
+          await (pending ??= Promise.race([token(), new Promise<never>((_, reject) => (timer = after(ms, () => reject(new ClosedError(`no token within ${ms} ms`)))))])
+            .then((value) => (current = value))
+            .finally(() => (clearTimeout(timer), (pending = undefined)))),
+          true,
+        ];
 }

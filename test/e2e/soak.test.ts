@@ -10,6 +10,10 @@
 //   order; one that failed with ClosedError (never sent) never arrived, one
 //   that failed with OUTCOME_UNKNOWN arrived at most once;
 // - nothing else failed.
+// It runs twice: clients in open mode, and in token mode with tokens that
+// live 3 s, so that every client renews its token over its open sockets
+// (or, after a fault, by reconnecting with a new one) several times through
+// the faults; its token function asks the worker's HTTP route.
 // The randomness is seeded (SOAK_SEED=n to replay one).
 import { writeFileSync } from "node:fs";
 import { afterEach, describe, expect, test } from "vitest";
@@ -34,13 +38,17 @@ afterEach(async () => {
 });
 
 const SEEDS = process.env.SOAK_SEED ? [Number(process.env.SOAK_SEED)] : [1];
+const CASES = SEEDS.flatMap((seed) => [[seed, "open"], [seed, "token"]] as const);
+/** How long a client token lives in token mode (s): renewals come every couple of seconds. */
+const TOKEN_TTL_S = 3;
 // (Faults are timed, so a seed fixes their kinds and the workload's choices, not every interleaving.)
 const RUN_MS = Number(process.env.SOAK_MS ?? 14_000);
 
 describe("soak", () => {
-  test.each(SEEDS)("seed %i: dicts, pipes and queues under link faults and worker restarts keep their guarantees", async (seed) => {
+  test.each(CASES)("seed %i, clients in %s mode: dicts, pipes and queues under link faults and worker restarts keep their guarantees", async (seed, mode) => {
     const rng = prng(seed);
-    let worker = await startWorker();
+    const vars: Record<string, string> = mode === "token" ? { CLIENT_AUTH: "token" } : {};
+    let worker = await startWorker({ vars });
     workers.push(worker);
     const space = uniqueSpace("soak");
     const link = async () => {
@@ -54,12 +62,33 @@ describe("soak", () => {
 
     const server = await Server.connect(serverLink.url, { space, token: SERVER_TOKEN });
     toClose.push(server);
+    // Token mode: a token function that asks the worker's HTTP route (on the
+    // worker itself, which restarts on the same port). While it is down the
+    // request fails: like a backend's client, the function tries again for a
+    // while (a connect, which asks it first, would fail with its error).
+    let tokensIssued = 0;
+    const connectClient = (url: string, id: string) => Client.connect(url, mode === "open" ? { space, id } : {
+      space,
+      token: async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const response = await fetch(`${worker.url}/v1/spaces/${space}/clients/${id}/token?ttl=${TOKEN_TTL_S}`, { method: "POST", headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+            if (!response.ok) throw new Error(`token route: ${response.status}`);
+            tokensIssued++;
+            return ((await response.json()) as { token: string }).token;
+          } catch (error) {
+            if (attempt >= 50) throw error;
+            await sleep(100);
+          }
+        }
+      },
+    });
     const clients = await Promise.all(clientLinks.map(async (l, i) => {
-      const c = await Client.connect(l.url, { space, id: `c${i}` });
+      const c = await connectClient(l.url, `c${i}`);
       toClose.push(c);
       return c;
     }));
-    let churn = await Client.connect(churnLink.url, { space, id: "c2" });
+    let churn = await connectClient(churnLink.url, "c2");
     toClose.push(churn);
     const peers = ["c0", "c1", "c2"].map((id) => server.clients.get(id));
     await Promise.all(peers.map((p) => p.ready));
@@ -255,7 +284,7 @@ describe("soak", () => {
       ev(`c2 closed ${mode}`);
       churnLink.up();
       churnLink.release();
-      churn = await Client.connect(churnLink.url, { space, id: "c2" });
+      churn = await connectClient(churnLink.url, "c2");
       toClose.push(churn);
     });
 
@@ -265,7 +294,7 @@ describe("soak", () => {
       await sleep(Math.max(0, started + at * RUN_MS - Date.now()));
       await worker.stop("SIGKILL");
       ev("worker killed");
-      worker = await startWorker({ persistTo: worker.persistTo, port: worker.port });
+      worker = await startWorker({ persistTo: worker.persistTo, port: worker.port, vars });
       workers.push(worker);
       ev("worker started");
     }
@@ -308,7 +337,7 @@ describe("soak", () => {
     // Whatever is still in the pipes and the queue: received by fresh handles after the others close.
     await Promise.all([server.close(), ...clients.map((c) => c.close()), churn.close()]);
     const freshClients = await Promise.all(["c0", "c1"].map(async (id) => {
-      const c = await Client.connect(worker.url, { space, id });
+      const c = await connectClient(worker.url, id);
       toClose.push(c);
       return c;
     }));
@@ -366,7 +395,9 @@ describe("soak", () => {
         expect(arrived, `${stream} in order: ${context()}`).toStrictEqual([...arrived].sort((a, b) => a - b));
       }
     }
-    console.log(`soak seed ${seed}: ${writes.length} items ${JSON.stringify(outcomes)}, ${dictOps} dict writes; ${log.length} events: ${log.join(", ")}`);
+    // Token mode: the clients lived through several tokens each (a renewal every couple of seconds).
+    if (mode === "token") expect(tokensIssued, context()).toBeGreaterThanOrEqual(3 * Math.floor(RUN_MS / 1000 / TOKEN_TTL_S));
+    console.log(`soak seed ${seed} (${mode}${mode === "token" ? `, ${tokensIssued} tokens` : ""}): ${writes.length} items ${JSON.stringify(outcomes)}, ${dictOps} dict writes; ${log.length} events: ${log.join(", ")}`);
   }, 60_000);
 });
 

@@ -367,6 +367,82 @@ describe("client tokens", () => {
     expect(calls).toBe(3);
   });
 
+  test("a new token whose HELLO never completed (the link dropped) and that expired meanwhile is refused at the next reconnect: the function gives another, the handle lives", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const link = await faultyLink(worker.url);
+    try {
+      let first: string | undefined;
+      let second: string | undefined;
+      let third = 0;
+      const alice = await Client.connect(link.url, {
+        space,
+        token: async () => {
+          if (first === undefined) return (first = await s.issueClientToken("alice", { ttlSeconds: 2 }));
+          // The renewals on the open sockets fail: the sockets end at the expiry (4013).
+          if (Date.now() < expiryOf(first)) throw new Error("the backend is down");
+          if (second === undefined) {
+            // The reconnect's token: the sockets that asked for it are cut before
+            // their HELLO goes, and the link stays down until it has expired.
+            second = await s.issueClientToken("alice", { ttlSeconds: 2 });
+            link.down();
+            setTimeout(() => link.up(), Math.max(0, expiryOf(second!) - Date.now()) + 300);
+            return second;
+          }
+          third++;
+          return s.issueClientToken("alice", { ttlSeconds: 3600 });
+        },
+      });
+      const statuses: string[] = [];
+      alice.on("status", (status) => statuses.push(status));
+      await until(() => second !== undefined, { timeout: 10_000, what: "the reconnect's token" });
+      await until(() => statuses.at(-1) === "open" || statuses.at(-1) === "closed", { timeout: 15_000, what: "alice back, or closed" });
+      expect(statuses).toEqual(["connecting", "open"]);
+      expect(third).toBe(1); // one token in place of the expired one, shared by both connections
+      alice["back"] = true;
+      await alice.sync();
+      await alice.close();
+    } finally {
+      await link.close();
+    }
+  });
+
+  test("a first connect so slow that the token Client.connect got expired on the way: refused once, the function gives another, and the connect succeeds", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const link = await faultyLink(worker.url);
+    try {
+      link.down();
+      const tokens: string[] = [];
+      const connecting = Client.connect(link.url, {
+        space,
+        token: async () => {
+          const token = await s.issueClientToken("alice", { ttlSeconds: tokens.length === 0 ? 2 : 3600 });
+          if (tokens.push(token) === 1) setTimeout(() => link.up(), Math.max(0, expiryOf(token) - Date.now()) + 300);
+          return token;
+        },
+      });
+      const alice = await connecting;
+      handles.push(alice);
+      expect(tokens).toHaveLength(2);
+      expect(Date.now()).toBeGreaterThan(expiryOf(tokens[0]));
+      alice["connected"] = true;
+      await alice.sync();
+    } finally {
+      await link.close();
+    }
+  });
+
+  test("a fixed token refused at a first connect fails it: once more, then an AuthError", async () => {
+    const space = uniqueSpace("tokens");
+    const s = await server(space);
+    const token = await s.issueClientToken("alice", { ttlSeconds: 1 });
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiryOf(token) - Date.now()) + 100));
+    const started = Date.now();
+    await expect(Client.connect(worker.url, { space, token })).rejects.toMatchObject({ name: "AuthError", code: ErrorCode.UNAUTHORIZED });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
   test("HTTP: POST /clients/<id>/token with the server token gives a client token that connects as that id; nothing else gets one", async () => {
     const space = uniqueSpace("tokens");
     const s = await server(space);
