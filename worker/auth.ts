@@ -47,6 +47,11 @@ async function signingKey(env: AuthEnv): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", base, encoder.encode("sharevars client tokens v1")));
 }
 
+/** Why `ttl` (seconds) cannot be a client token's life, or null. */
+export function ttlProblem(ttl: unknown): string | null {
+  return typeof ttl === "number" && Number.isInteger(ttl) && ttl >= 1 && ttl <= CLIENT_TOKEN_TTL.max ? null : `a token lives 1 to ${CLIENT_TOKEN_TTL.max} seconds`;
+}
+
 /** A client token for `id` in `space` that expires `ttlSeconds` after `now` (whole seconds: JWT times). */
 export async function issueClientToken(env: AuthEnv, space: string, id: string, ttlSeconds: number, now = Date.now()): Promise<string> {
   return new SignJWT({ space })

@@ -16,7 +16,7 @@
 // This module is also the package's `sharevars/worker` entry: an existing
 // worker mounts sharevars with `handleRequest` and exports the two classes.
 import { ErrorCode, PROTOCOL_VERSION, checkName } from "../client/protocol.js";
-import { CLIENT_TOKEN_TTL, authorizeServer, issueClientToken } from "./auth.js";
+import { CLIENT_TOKEN_TTL, authorizeServer, issueClientToken, ttlProblem } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { httpError } from "./http.js";
 import { toJson } from "./json.js";
@@ -125,10 +125,10 @@ async function http(request: Request, env: Env, space: string, id: string | null
  * object is woken for it.
  */
 async function clientToken(env: Env, space: string, id: string, ttlParam: string | null): Promise<Response> {
-  const ttl = ttlParam === null ? CLIENT_TOKEN_TTL.default : Number(ttlParam);
-  if (!Number.isInteger(ttl) || ttl < 1 || ttl > CLIENT_TOKEN_TTL.max || (ttlParam !== null && !/^\d+$/.test(ttlParam))) {
-    return httpError(ErrorCode.BAD_ARGUMENT, `ttl: a token lives 1 to ${CLIENT_TOKEN_TTL.max} seconds`);
-  }
+  // (Digits only: Number() would take "1e3" or " 5".)
+  const ttl = ttlParam === null ? CLIENT_TOKEN_TTL.default : /^\d+$/.test(ttlParam) ? Number(ttlParam) : NaN;
+  const problem = ttlProblem(ttl);
+  if (problem) return httpError(ErrorCode.BAD_ARGUMENT, `ttl: ${problem}`);
   const now = Date.now();
   const token = await issueClientToken(env, space, id, ttl, now);
   return Response.json({ token, expires: (Math.floor(now / 1000) + ttl) * 1000 }, { headers: { "cache-control": "no-store" } });

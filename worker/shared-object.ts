@@ -590,7 +590,7 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   async onAlarm(): Promise<void> {
     for (const fifo of this.fifo.waitedOn()) this.serveWaiters(fifo);
     if (Date.now() >= this.#tokensDue) this.#tokensDue = (await this.tokenTimes()) ?? Infinity;
-    await this.#armAlarm(Number.isFinite(this.#tokensDue) ? this.#tokensDue : undefined);
+    await this.#armAlarm(this.#tokensDue);
   }
 
   /**
@@ -736,10 +736,9 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   /** Wakes the object when the earliest hold that someone waits behind ends, or at `at` (a token's time) if that is earlier. */
-  async #armAlarm(at?: number): Promise<void> {
-    const hold = this.fifo.nextHoldEnd() ?? undefined;
-    const end = hold === undefined || at === undefined ? (hold ?? at) : Math.min(hold, at);
-    if (end === undefined) return;
+  async #armAlarm(at = Infinity): Promise<void> {
+    const end = Math.min(this.fifo.nextHoldEnd() ?? Infinity, at);
+    if (end === Infinity) return;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > end) await this.ctx.storage.setAlarm(end);
   }

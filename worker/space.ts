@@ -1,7 +1,7 @@
 // One object per space: the global dict and the registry of the space's
 // clients (who has ever connected, in what order, and who is online now).
 import { ErrorCode, Msg, Op, checkName, type HelloResult, type OnlineClient, type Role } from "../client/protocol.js";
-import { CLIENT_TOKEN_TTL, authorizeClient, authorizeServer, issueClientToken, type TokenLife } from "./auth.js";
+import { authorizeClient, authorizeServer, issueClientToken, ttlProblem, type TokenLife } from "./auth.js";
 import { ProtocolError } from "./errors.js";
 import { Schema } from "./schema.js";
 import { SharedObject, type ClientsPage, type Socket, type SocketState } from "./shared-object.js";
@@ -38,10 +38,9 @@ export class SpaceObject extends SharedObject {
     const [, , clientId, ttl] = frame;
     const bad = checkName(clientId, "the client id");
     if (bad) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, bad);
-    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > CLIENT_TOKEN_TTL.max) {
-      throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `a token lives 1 to ${CLIENT_TOKEN_TTL.max} seconds`);
-    }
-    this.send(socket, [Msg.REPLY, id, await issueClientToken(this.env, this.name, clientId as string, ttl)]);
+    const badTtl = ttlProblem(ttl);
+    if (badTtl) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, badTtl);
+    this.send(socket, [Msg.REPLY, id, await issueClientToken(this.env, this.name, clientId as string, ttl as number)]);
   }
 
   /** Online client ids looked up per statement (see onlineClients; tests lower it). */
