@@ -37,18 +37,27 @@ export class ClientPeer extends PipeEnd {
   #connection: Connection | null = null;
   #ready: Promise<void> | null = null;
   #isOnline: () => boolean;
+  #serverClosing: () => boolean;
 
   /** @internal Use server.clients[i] or server.clients.get(id). */
-  constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean) {
+  constructor(id: string, dict: SharedDict, open: (dict: SharedDict) => Connection, isOnline: () => boolean, serverClosing: () => boolean) {
     super(dict, () => this.#connect());
     this.#id = id;
     this.#open = () => open(dict);
     this.#isOnline = isOnline;
+    this.#serverClosing = serverClosing;
   }
 
-  /** The connection to the client's object, opened on first use. */
+  /**
+   * The connection to the client's object, opened on first use, and again
+   * after one that ended while the server stayed open (its first connect
+   * timed out in an outage, or was refused): such a peer is not dead for good.
+   */
   #connect(): Connection {
-    return (this.#connection ??= this.#open());
+    const current = this.#connection;
+    if (current && (current.status !== "closed" || this.#serverClosing())) return current;
+    this.#ready = null;
+    return (this.#connection = this.#open());
   }
 
   get id(): string {
@@ -62,7 +71,8 @@ export class ClientPeer extends PipeEnd {
 
   /** Resolves once the client's local dict is loaded; dict reads are synchronous after it. */
   get ready(): Promise<void> {
-    return (this.#ready ??= this.#connect().ready.then(() => undefined));
+    const connection = this.#connect(); // (first: a new connection has a new ready)
+    return (this.#ready ??= connection.ready.then(() => undefined));
   }
 
   /** The client's local dict as a Map-like live view. Reads need `await peer.ready` first. */
@@ -223,10 +233,10 @@ export class Server extends DictHandle<ServerEvents> {
         // A closed (or closing) server leaves no socket behind: its peers' connections are closed
         // at birth (their ready, pipes and queues reject with a ClosedError).
         if (this.#closing) connection.close();
-        else this.#peerConnections.push(connection);
+        else this.#peerConnections = [...this.#peerConnections.filter((other) => other.status !== "closed"), connection];
         return connection;
       };
-      const core = new ClientPeer(id, new SharedDict(`the local dict of ${JSON.stringify(id)}`), open, () => this.#online.some(([other]) => other === id));
+      const core = new ClientPeer(id, new SharedDict(`the local dict of ${JSON.stringify(id)}`), open, () => this.#online.some(([other]) => other === id), () => this.#closing);
       peer = dictProxy(core, () => core.dict);
       this.#peers.set(id, peer);
     }

@@ -115,3 +115,31 @@ test("a server that was away hears of a client that left and came back meanwhile
     await link.close();
   }
 });
+
+test("a peer whose first connection failed (touched during an outage) connects again on its next use", async () => {
+  const space = uniqueSpace("events");
+  const link = await faultyLink(workerUrl());
+  try {
+    const server = await Server.connect(link.url, { space, token: SERVER_TOKEN, connectTimeout: 1000 });
+    link.down();
+    await until(() => server.status === "connecting", { what: "the server away" });
+    const bob = server.clients.get("bob");
+    // Never connected: its connection gives up after connectTimeout, as a first connect does.
+    await expect(bob.send("lost")).rejects.toBeInstanceOf(ClosedError);
+    await expect(bob.ready).rejects.toBeInstanceOf(ClosedError);
+    link.up();
+    await until(() => server.status === "open", { what: "the server back" });
+    // The same peer is usable again: it opens a new connection.
+    expect(server.clients.get("bob")).toBe(bob);
+    await bob.ready;
+    bob["k"] = 1;
+    await bob.send("after the outage");
+    await bob.sync();
+    const client = await open.client(space, "bob");
+    expect(client["k"]).toBe(1);
+    expect(await client.recv({ timeout: 5000 })).toBe("after the outage");
+    await server.close();
+  } finally {
+    await link.close();
+  }
+});
