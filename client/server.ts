@@ -246,15 +246,32 @@ export class Server extends DictHandle<ServerEvents> {
   /**
    * After each (re)connect: the connected clients now; tell what changed
    * while away, a client that left and came back meanwhile (a new stay
-   * online) included: its disconnect, then its connect.
+   * online) included: its disconnect, then its connect. One change at a
+   * time, as if it had come live: each event sees `server.clients` (and
+   * `peer.online`) as it would have been then, the departures first.
    */
   #onReady(result: HelloResult): void {
-    const before = new Map(this.#online.map(([id, , since]) => [id, since]));
-    this.#online = result.clients ?? [];
-    const after = new Map(this.#online.map(([id, , since]) => [id, since]));
-    const same = (id: string) => after.has(id) && before.has(id) && after.get(id) === before.get(id);
-    for (const id of before.keys()) if (!same(id)) this.#events.emit("disconnect", id);
-    for (const [id] of this.#online) if (!same(id)) this.#events.emit("connect", this.#peer(id));
+    const now = result.clients ?? [];
+    const stays = new Map(now.map(([id, , since]) => [id, since]));
+    const list = (this.#online = [...this.#online]);
+    let at = 0;
+    for (const [id, , since] of [...list]) {
+      if (stays.get(id) === since) at++;
+      else {
+        list.splice(at, 1);
+        this.#events.emit("disconnect", id);
+      }
+    }
+    // Both in order of first connection: each newcomer goes in at its place.
+    at = 0;
+    for (const entry of now) {
+      while (at < list.length && list[at][1] < entry[1]) at++;
+      if (list[at]?.[0] === entry[0]) at++;
+      else {
+        list.splice(at++, 0, entry);
+        this.#events.emit("connect", this.#peer(entry[0]));
+      }
+    }
   }
 
   #onMessage(message: Message): void {

@@ -143,3 +143,43 @@ test("a peer whose first connection failed (touched during an outage) connects a
     await link.close();
   }
 });
+
+test("the events a server that was away is told each see server.clients as if they had come live", async () => {
+  const space = uniqueSpace("events");
+  const link = await faultyLink(workerUrl());
+  try {
+    const server = await Server.connect(link.url, { space, token: SERVER_TOKEN });
+    const events: string[] = [];
+    server.on("connect", (peer: ClientPeer) => events.push(`connect ${peer.id} [${server.clients.ids()}] ${peer.online}`));
+    server.on("disconnect", (id: string) => events.push(`disconnect ${id} [${server.clients.ids()}] ${server.clients.get(id).online}`));
+    const alice = await open.client(space, "alice");
+    const bob = await open.client(space, "bob");
+    await until(() => events.length === 2, { what: "both connect events" });
+    link.down();
+    await until(() => server.status === "connecting", { what: "the server away" });
+    // While the server is away: alice leaves and comes back, bob leaves, carol comes.
+    await alice.close();
+    await bob.close();
+    const online = async () => {
+      const response = await fetch(`${workerUrl()}/v1/spaces/${space}/clients`, { headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+      return ((await response.json()) as { clients: { id: string; online: boolean }[] }).clients.filter((c) => c.online).length;
+    };
+    await until(async () => (await online()) === 0, { what: "the object to see alice and bob leave" });
+    await open.client(space, "alice");
+    await open.client(space, "carol");
+    link.up();
+    await until(() => events.length === 6, { what: "the four events of the reconnect", timeout: 5000 });
+    expect(events).toEqual([
+      "connect alice [alice] true",
+      "connect bob [alice,bob] true",
+      "disconnect alice [bob] false",
+      "disconnect bob [] false",
+      "connect alice [alice] true",
+      "connect carol [alice,carol] true",
+    ]);
+    expect(server.clients.ids()).toEqual(["alice", "carol"]);
+    await server.close();
+  } finally {
+    await link.close();
+  }
+});
