@@ -24,6 +24,9 @@ const valueCodec = new Encoder({
   mapsAsObjects: true,
   useTag259ForMaps: true, // a Map stays a Map, an object stays an object
   tagUint8Array: true,
+  // A read is a copy: byte strings and typed arrays must not be views of the
+  // bytes a replica holds (mutating one would change the replica).
+  copyBuffers: true,
   largeBigIntToFloat: false,
   pack: false,
 } as ConstructorParameters<typeof Encoder>[0]); // useTag259ForMaps is missing from cbor-x's types
@@ -143,7 +146,7 @@ export function encodeValue(value: unknown, key?: string): Uint8Array {
   assertShareable(value, key);
   const bytes = valueCodec.encode(value);
   // In Node the encoder returns a Buffer, and a replica decodes byte strings
-  // as subarrays of what it holds: the writer would read its own Buffer back
+  // as slices of what it holds (of its type): the writer would read its own Buffer back
   // as a Buffer while every other side gets a Uint8Array. A plain view of the
   // same memory keeps both sides alike (no copy).
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

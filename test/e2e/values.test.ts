@@ -183,6 +183,29 @@ describe("values that round-trip exactly", () => {
     }
   });
 
+  test("a typed array read is a copy: changing it (or a change event's) changes neither the replica nor other readers", async () => {
+    const { client, peer } = await connect("values");
+    const seen: number[][] = [];
+    // The first listener scribbles on its value; the second must still get the original.
+    peer.on("change", ({ value }: ChangeEvent) => (value as { b: Uint8Array }).b.fill(0));
+    peer.on("change", ({ value }: ChangeEvent) => seen.push([...(value as { b: Uint8Array }).b]));
+    client["v"] = { b: new Uint8Array([1, 2, 3]), u: new Uint32Array([7, 8]) };
+    const local = client["v"];
+    local.b[0] = 99;
+    local.u[0] = 99;
+    expect([...client["v"].b]).toEqual([1, 2, 3]); // the writer's replica
+    expect([...client["v"].u]).toEqual([7, 8]);
+    await client.sync();
+    await until(() => peer.dict.has("v"), { what: "the value on the server" });
+    expect(seen).toEqual([[1, 2, 3]]);
+    const remote = peer["v"];
+    remote.b[1] = 99;
+    remote.u[1] = 99;
+    expect([...peer["v"].b]).toEqual([1, 2, 3]); // a replica that received it
+    expect([...peer["v"].u]).toEqual([7, 8]);
+    expect(peer.dict.toObject()).toStrictEqual({ v: { b: new Uint8Array([1, 2, 3]), u: new Uint32Array([7, 8]) } });
+  });
+
   test("documented normalisations: -0 reads back as 0, a Node Buffer as a Uint8Array (on both sides)", async () => {
     const { client, peer } = await connect("values");
     client["minus zero"] = -0;
