@@ -107,13 +107,8 @@ export class SharedDict implements Iterable<[string, any]> {
   // --- writes (visible at once, durable after sync()) ---
 
   set(key: string, value: unknown): this {
-    const bytes = this.#encodeEntry(key, value);
-    const max = this.#limits().MAX_KEYS_PER_DICT;
-    if (!this.#view().has(key) && this.#view().size >= max) {
-      throw new LimitError(ErrorCode.TOO_MANY_KEYS, `${this.#label} is limited to ${max} keys`);
-    }
-    this.#write({ kind: "set", entries: [[key, bytes]] });
-    return this;
+    // The same checks and the same one-entry write (a single set is sent as DICT_SET).
+    return this.update([[key, value]]);
   }
 
   /** Deletes `key`; returns whether it was there. */
@@ -131,10 +126,13 @@ export class SharedDict implements Iterable<[string, any]> {
 
   /** Sets every entry of `entries` (an object, a Map or [key, value] pairs), atomically per batch of up to 1000 keys. */
   update(entries: Record<string, unknown> | Map<string, unknown> | Iterable<readonly [string, unknown]>): this {
-    const pairs: [string, unknown][] = entries instanceof Map || Symbol.iterator in Object(entries)
-      ? [...(entries as Iterable<[string, unknown]>)]
-      : Object.entries(entries as Record<string, unknown>);
-    const encoded = pairs.map(([key, value]) => [key, this.#encodeEntry(key, value)] as [string, Uint8Array]);
+    // (A Map is iterable.) As for a Map, each pair is an object: a string
+    // (or a list of keys) is refused, not read as keys with undefined values.
+    const pairs: any[] = Symbol.iterator in Object(entries) ? [...(entries as Iterable<unknown>)] : Object.entries(entries);
+    const encoded = pairs.map((pair): [string, Uint8Array] => {
+      if (Object(pair) !== pair) throw new TypeError("update takes [key, value] pairs");
+      return [pair[0], this.#encodeEntry(pair[0], pair[1])];
+    });
     const view = this.#view();
     const added = new Set(encoded.map(([key]) => key).filter((key) => !view.has(key))).size;
     const max = this.#limits().MAX_KEYS_PER_DICT;

@@ -162,6 +162,11 @@ describe.each(KINDS)("dict operations on %s", (_label, kind, setup) => {
     d.update(new Map<string, unknown>([["m1", "a"], ["m2", new Map([[1, 2]])]]));
     d.update([["p1", true], ["p2", null]]);
     d.update({ o1: "replaced" });
+    // What is not pairs is refused, as by a Map: a string is not read as
+    // keys "a" and "b" with undefined values, nor a list of keys.
+    for (const bad of ["ab", ["ab", "cd"], [["ok", 1], 2]]) {
+      expect(() => d.update(bad)).toThrow(new TypeError("update takes [key, value] pairs"));
+    }
     expect(d.toObject()).toStrictEqual({ o1: "replaced", o2: { deep: [1] }, m1: "a", m2: new Map([[1, 2]]), p1: true, p2: null });
 
     const big = Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`big${i}`, { i }]));
