@@ -13,9 +13,9 @@
 // takes an item. Queues do not: an item there goes to whichever getter asks.
 import { decodeValue, encodeValue } from "./codec.js";
 import type { Connection } from "./connection.js";
-import { ClosedError, LimitError, TimeoutError } from "./errors.js";
+import { ClosedError, TimeoutError } from "./errors.js";
 import { after, checkDelay } from "./delays.js";
-import { checkName, ErrorCode, OP_GET, OP_PUT, OP_RELEASE, OP_SIZE, type ChannelKind, type WireItem } from "./protocol.js";
+import { checkName, OP_GET, OP_PUT, OP_RELEASE, OP_SIZE, type ChannelKind, type WireItem } from "./protocol.js";
 
 export interface WaitOptions {
   /** Milliseconds to wait; rejects with a TimeoutError after it. 0: do not wait. Default: wait forever. */
@@ -86,11 +86,7 @@ class ChannelEnd {
   /** Stores one item; resolves once it is durable on the edge. */
   protected async putItem(value: unknown): Promise<void> {
     const connection = this.#open();
-    const bytes = encodeValue(value);
-    const max = connection.limits.MAX_VALUE_BYTES;
-    if (bytes.byteLength > max) {
-      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `an item has ${bytes.byteLength} encoded bytes; the limit is ${max}`);
-    }
+    const bytes = encodeValue(value, undefined, connection.limits.MAX_VALUE_BYTES);
     const kind = this.#kind;
     const name = this.name;
     await connection.request((id) => [OP_PUT, id, kind, name, bytes], "write");

@@ -2,6 +2,8 @@
 // shareable value round-trips exactly, and a guard that rejects everything
 // else at the call site instead of letting the encoder mangle it.
 import { Encoder, addExtension } from "cbor-x";
+import { LimitError } from "./errors.js";
+import { ErrorCode } from "./protocol.js";
 
 // cbor-x writes an ArrayBuffer as a plain byte string, which reads back as a
 // Uint8Array. A tag of its own (first-come-first-served range) keeps the type.
@@ -56,13 +58,15 @@ function describe(value: unknown): string {
  * arrays, ArrayBuffer, plain objects and arrays (shared and cyclic too).
  * `key` names the value in the error ("the value of \"k\" ...").
  */
+/** What errors call the value of `key` (none: an item, or a value alone). */
+const subject = (key?: string) => key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
+
 export function assertShareable(value: unknown, key?: string): void {
   const seen = new Set<object>();
   const path: (string | number)[] = []; // built only to name the culprit
   const fail = (v: unknown, why = "cannot be shared", what = describe(v)): never => {
     const where = path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
-    const subject = key === undefined ? "the value" : `the value of ${JSON.stringify(key)}`;
-    throw new TypeError(`${subject}${where ? ` at ${where}` : ""} is ${what}, which ${why}`);
+    throw new TypeError(`${subject(key)}${where ? ` at ${where}` : ""} is ${what}, which ${why}`);
   };
   const text = (s: string, what: string): void => {
     if (LONE_SURROGATE.test(s)) fail(s, "CBOR text cannot carry (it would arrive as U+FFFD)", `${what} with a lone surrogate`);
@@ -141,10 +145,14 @@ export function assertShareable(value: unknown, key?: string): void {
   walk(value, 0);
 }
 
-/** Checks and encodes one shared value. Throws TypeError for unshareable values. */
-export function encodeValue(value: unknown, key?: string): Uint8Array {
+/**
+ * Checks and encodes one shared value. Throws TypeError for unshareable
+ * values, and LimitError (VALUE_TOO_LARGE) past `max` encoded bytes.
+ */
+export function encodeValue(value: unknown, key?: string, max = Infinity): Uint8Array {
   assertShareable(value, key);
   const bytes = valueCodec.encode(value);
+  if (bytes.byteLength > max) throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `${subject(key)} has ${bytes.byteLength} encoded bytes; the limit is ${max}`);
   // In Node the encoder returns a Buffer, and a replica decodes byte strings
   // as slices of what it holds (of its type): the writer would read its own Buffer back
   // as a Buffer while every other side gets a Uint8Array. A plain view of the

@@ -56,9 +56,10 @@ export class SharedDict implements Iterable<[string, any]> {
 
   // --- reads (synchronous, from the replica) ---
 
-  #view(): ReadonlyMap<string, Uint8Array> {
+  /** The replica's view; `ordered`: in the object's key order (iteration: the same on every side). */
+  #view(ordered?: 1): ReadonlyMap<string, Uint8Array> {
     if (!this.#replica.loaded) throw new NotReadyError(`${this.#label} is not loaded yet: await its handle's ready first`);
-    return this.#replica.view;
+    return ordered ? this.#replica.ordered : this.#replica.view;
   }
 
   get(key: string): any {
@@ -75,15 +76,15 @@ export class SharedDict implements Iterable<[string, any]> {
   }
 
   keys(): IterableIterator<string> {
-    return [...this.#view().keys()][Symbol.iterator]();
+    return [...this.#view(1).keys()][Symbol.iterator]();
   }
 
   *values(): IterableIterator<any> {
-    for (const bytes of [...this.#view().values()]) yield decodeValue(bytes);
+    for (const bytes of [...this.#view(1).values()]) yield decodeValue(bytes);
   }
 
   *entries(): IterableIterator<[string, any]> {
-    for (const [key, bytes] of [...this.#view()]) yield [key, decodeValue(bytes)];
+    for (const [key, bytes] of [...this.#view(1)]) yield [key, decodeValue(bytes)];
   }
 
   [Symbol.iterator](): IterableIterator<[string, any]> {
@@ -199,12 +200,7 @@ export class SharedDict implements Iterable<[string, any]> {
 
   #encodeEntry(key: string, value: unknown): Uint8Array {
     this.#checkKey(key);
-    const bytes = encodeValue(value, key);
-    const max = this.#limits().MAX_VALUE_BYTES;
-    if (bytes.byteLength > max) {
-      throw new LimitError(ErrorCode.VALUE_TOO_LARGE, `the value of ${JSON.stringify(key)} has ${bytes.byteLength} encoded bytes; the limit is ${max}`);
-    }
-    return bytes;
+    return encodeValue(value, key, this.#limits().MAX_VALUE_BYTES);
   }
 
   #write(write: LocalWrite): void {

@@ -57,6 +57,17 @@ export class Replica {
     return this.#view;
   }
 
+  /**
+   * The visible state in the object's key order, which every replica shares
+   * once it has no pending writes: the confirmed keys' order, then keys only
+   * pending writes added, in the order written (last, as the object will put
+   * them). (#view's own order is the order of what happened here.)
+   */
+  get ordered(): ReadonlyMap<string, Uint8Array> {
+    // (Confirmed values first set each key's place, the view's then override them and add its own keys.)
+    return this.#pending[0] ? new Map([...this.#confirmed, ...this.#view].filter(([key]) => this.#view.has(key))) : this.#confirmed;
+  }
+
   /** A write made here: visible at once, pending until the object confirms it. */
   write(seq: number, write: LocalWrite): void {
     this.#pending.push({ seq, write });

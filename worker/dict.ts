@@ -7,6 +7,13 @@
 // tombstones are pruned past a bound, which raises `floor`: a replica older
 // than the floor gets a full snapshot instead.
 //
+// Keys are in the order they were added, as in a Map: the rows' order (rowid).
+// A key set again after its deletion goes last (its row takes a new rowid),
+// as it does in every replica that saw the deletion and then the set; `born`
+// keeps the version of that return, so that a delta can tell a replica to
+// move the key (see snapshot). Replicas that apply the changes in the
+// object's order then list the keys as a fresh snapshot does.
+//
 // The tables are created by the first write (see schema.ts): a dict never
 // written is empty at version 0 without touching storage.
 import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
@@ -19,7 +26,7 @@ import { Schema } from "./schema.js";
 // (The live keys are counted as all rows less the tombstones, through the
 // narrow index by version: counting them among the values read every value.)
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL, born INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS dict_by_version ON dict (v);
 CREATE INDEX IF NOT EXISTS dict_tombstones ON dict (v) WHERE value IS NULL;
 CREATE TABLE IF NOT EXISTS dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
@@ -58,7 +65,7 @@ export class VersionedDict {
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    this.#schema = new Schema(sql, "dict", SCHEMA, { added: ["dict_tombstones"] });
+    this.#schema = new Schema(sql, "dict", SCHEMA, { added: ["dict_tombstones"], columns: { born: "INTEGER NOT NULL DEFAULT 0" } });
     if (!this.#schema.exists) return;
 
     // Each version is the v of the rows it wrote (a row keeps its last
@@ -230,8 +237,10 @@ export class VersionedDict {
       this.#schema.create();
       const v = ++this.#version;
       for (const [key, value] of write.entries) {
+        // Over a tombstone, the key returns: last in order, born now (about 1 µs more per set).
         sql.exec(
-          "INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v",
+          `INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v,
+             born = iif(dict.value IS NULL, excluded.v, dict.born), rowid = iif(dict.value IS NULL, (SELECT max(rowid) FROM dict) + 1, dict.rowid)`,
           key, value, v,
         );
       }
@@ -272,25 +281,32 @@ export class VersionedDict {
 
   /**
    * The snapshot for a replica that holds `since` (or nothing), in chunks of
-   * about SNAPSHOT_CHUNK_BYTES. A delta (only rows changed after `since`,
-   * tombstones included) when the tombstones since then are all still kept.
+   * about SNAPSHOT_CHUNK_BYTES, in key order (see the top). A delta (only
+   * rows changed after `since`, tombstones included) when the tombstones
+   * since then are all still kept. In a delta, a key that returned after a
+   * deletion since then comes as its deletion and then its value: a replica
+   * that still holds it from before moves it last, as the object did.
    */
   *snapshot(since?: number): Generator<WireEntry[], { full: boolean; version: number }> {
     const delta = since !== undefined && since >= this.#floor && since <= this.#version;
     if (!this.#schema.exists) return { full: !delta, version: this.#version };
+    type Row = { key: string; value: ArrayBuffer | null; born: number };
     const cursor = delta
-      ? this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE v > ? ORDER BY v", since)
-      : this.#sql.exec<{ key: string; value: ArrayBuffer | null }>("SELECT key, value FROM dict WHERE value IS NOT NULL");
+      // (Through the index by version, then sorted: ordered by rowid alone, SQLite would read every row.)
+      ? this.#sql.exec<Row>("SELECT key, value, born FROM dict INDEXED BY dict_by_version WHERE v > ? ORDER BY rowid", since)
+      : this.#sql.exec<Row>("SELECT key, value, born FROM dict WHERE value IS NOT NULL ORDER BY rowid");
     let chunk: WireEntry[] = [];
     let bytes = 0;
     for (const row of cursor) {
       const value = row.value === null ? null : new Uint8Array(row.value);
-      const size = row.key.length * 3 + (value?.byteLength ?? 0) + 16;
+      const moved = delta && value !== null && row.born > since;
+      const size = (moved ? 2 : 1) * (row.key.length * 3 + 16) + (value?.byteLength ?? 0);
       if (chunk.length > 0 && bytes + size > Limits.SNAPSHOT_CHUNK_BYTES) {
         yield chunk;
         chunk = [];
         bytes = 0;
       }
+      if (moved) chunk.push([row.key, null]);
       chunk.push([row.key, value]);
       bytes += size;
     }

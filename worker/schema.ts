@@ -10,6 +10,7 @@ export class Schema {
   #exists: boolean | undefined;
   #legacy: Legacy | undefined;
   #added: string[];
+  #columns: Record<string, string>;
 
   /**
    * `table`: one table the DDL creates, looked up to tell whether it ran.
@@ -17,23 +18,32 @@ export class Schema {
    * one the first time either is looked up. `added`: tables and indexes of
    * the DDL that later versions added: where the table exists without them,
    * the DDL (all CREATE ... IF NOT EXISTS) runs again on that first look-up.
+   * `columns`: columns of `table` that later versions added (name: type and
+   * default), added where the table exists without them.
    */
-  constructor(sql: SqlStorage, table: string, ddl: string, options: { legacy?: Legacy; added?: string[] } = {}) {
+  constructor(sql: SqlStorage, table: string, ddl: string, options: { legacy?: Legacy; added?: string[]; columns?: Record<string, string> } = {}) {
     this.#sql = sql;
     this.#table = table;
     this.#ddl = ddl;
     this.#legacy = options.legacy;
     this.#added = options.added ?? [];
+    this.#columns = options.columns ?? {};
   }
 
   get exists(): boolean {
     if (this.#exists === undefined) {
       const wanted = [this.#table, ...(this.#legacy ? [this.#legacy.table] : []), ...this.#added];
-      const names = new Set<string>();
-      for (const { name } of this.#sql.exec<{ name: string }>(
-        `SELECT name FROM sqlite_master WHERE name IN (${wanted.map(() => "?").join(", ")})`, ...wanted,
-      )) names.add(name);
+      const names = new Map<string, string>();
+      for (const { name, sql } of this.#sql.exec<{ name: string; sql: string }>(
+        `SELECT name, sql FROM sqlite_master WHERE name IN (${wanted.map(() => "?").join(", ")})`, ...wanted,
+      )) names.set(name, sql);
       this.#exists = names.has(this.#table);
+      // (The table's CREATE statement, as sqlite_master keeps it, lists every column, added ones too.)
+      for (const [column, type] of Object.entries(this.#columns)) {
+        if (this.#exists && !new RegExp(`[(,]\\s*${column}\\s`).test(names.get(this.#table)!)) {
+          this.#sql.exec(`ALTER TABLE ${this.#table} ADD COLUMN ${column} ${type}`);
+        }
+      }
       if (this.#legacy && names.has(this.#legacy.table)) {
         this.#legacy.upgrade(() => this.#sql.exec(this.#ddl), this.#exists);
         this.#exists = true;

@@ -1,7 +1,7 @@
 // Concurrent writers converge: several handles write the same keys in
 // interleaved bursts (sets, deletes, updates, pops, the odd clear); after
-// sync() on all, every replica shows what the object holds, and each
-// replica's change events add up to what it shows.
+// sync() on all, every replica shows what the object holds, its keys in the
+// same order, and each replica's change events add up to what it shows.
 import { afterEach, describe, expect, test } from "vitest";
 import type { ChangeEvent } from "sharevars";
 import { handles } from "../helpers/handles.js";
@@ -99,7 +99,11 @@ async function expectConverged(writers: Writer[], shadows: Map<string, unknown>[
   if (process.env.SHOW_TRUTH) console.log(Object.keys(truth).length, "keys", JSON.stringify(truth).slice(0, 200));
   for (const value of Object.values(truth)) expect(written.has(tagOf(value)), `stored value ${JSON.stringify(value)}`).toBe(true);
   await until(() => {
-    for (const w of writers) expect(w.h.dict.toObject(), w.name).toStrictEqual(truth);
+    for (const w of writers) {
+      expect(w.h.dict.toObject(), w.name).toStrictEqual(truth);
+      // (toStrictEqual does not look at the order of an object's keys.)
+      expect(Object.keys(w.h), `${w.name}'s key order`).toEqual(Object.keys(truth));
+    }
     return true;
   }, { what: "every replica to show the object's contents" });
   writers.forEach((w, i) => expect(Object.fromEntries(shadows[i]), `${w.name}'s change events`).toStrictEqual(truth));
@@ -135,6 +139,67 @@ describe("concurrent writers converge", () => {
       await fresh.ready;
       return fresh.dict.toObject();
     }, written);
+  });
+});
+
+describe("every replica lists the keys in the object's order, the order they were added", () => {
+  const keysOf = (h: any) => [...h.dict.keys()];
+
+  test("a key deleted and set again goes last: on live replicas, a fresh one, and one that was away (its resume moves it)", async () => {
+    const space = uniqueSpace("key-order");
+    const link = await faultyLink(workerUrl());
+    links.push(link);
+    const server = await open.server(space);
+    const watcher = await open.client(space, "watcher");
+    const away = await open.client(space, "away", {}, link.url);
+    for (const key of ["p", "q", "r"]) server[key] = key;
+    await server.sync();
+    await until(() => keysOf(away.globals).length === 3 && keysOf(watcher.globals).length === 3, { what: "the three keys everywhere" });
+
+    link.down(); // "away" resumes from here, holding p first
+    await until(() => away.status !== "open", { what: "the link to be cut" });
+    delete server.p;
+    server.p = "p again";
+    server.q = "q again"; // in place
+    await server.sync();
+    expect(keysOf(server)).toEqual(["q", "r", "p"]);
+    await until(() => watcher.globals.p === "p again" && watcher.globals.q === "q again", { what: "the watcher to see the writes" });
+    expect(keysOf(watcher.globals)).toEqual(["q", "r", "p"]);
+    const fresh = await open.client(space, "fresh");
+    expect(keysOf(fresh.globals)).toEqual(["q", "r", "p"]);
+
+    link.up();
+    await until(() => away.globals.p === "p again" && away.globals.q === "q again", { what: "the resumed replica to catch up" });
+    expect(keysOf(away.globals)).toEqual(["q", "r", "p"]);
+    expect(Object.keys(away.globals)).toEqual(["q", "r", "p"]);
+  });
+
+  test("new keys written at once on two sides: each side lists its own last while it is pending, and then the object's order", async () => {
+    const space = uniqueSpace("key-order-concurrent");
+    const alice = await open.client(space, "alice");
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    alice.base = 0;
+    await alice.sync();
+    await until(() => peer.base === 0, { what: "the peer to see base" });
+    // Both write before either hears of the other's write.
+    alice.a1 = 1;
+    alice.a2 = 2;
+    peer.s1 = 1;
+    expect(keysOf(alice)).toEqual(["base", "a1", "a2"]);
+    expect(keysOf(peer)).toEqual(["base", "s1"]);
+    await Promise.all([alice.sync(), peer.sync()]);
+    await until(() => keysOf(alice).length === 4 && keysOf(peer).length === 4, { what: "both sides to see all four keys" });
+    const other = await open.server(space);
+    const truth = other.clients.get("alice");
+    await truth.ready;
+    const order = keysOf(truth);
+    expect(order[0]).toBe("base");
+    expect(keysOf(alice)).toEqual(order);
+    expect(keysOf(peer)).toEqual(order);
+    expect(Object.keys(alice.dict.toObject())).toEqual(order);
+    expect([...alice.dict.values()]).toEqual(order.map((key) => truth.dict.get(key)));
   });
 });
 

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Client, ErrorCode, Limits, Server } from "sharevars";
 import { Msg, Op } from "../../client/protocol.js";
 import { encodeValue } from "../../client/codec.js";
+import { errorFromWire } from "../../client/errors.js";
 import { startWorker, SERVER_TOKEN, type LocalWorker } from "../helpers/worker.js";
 import { rawSocket, type RawSocket } from "../helpers/raw.js";
 import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
@@ -19,6 +20,13 @@ const LOW = {
   LIMIT_MAX_CONNECTIONS_PER_SPACE: "4",
   LIMIT_MAX_CONNECTIONS_PER_CLIENT: "3",
 };
+
+test("an ERROR with a limit's code is a LimitError, and one with any other code is not", () => {
+  const limits = ["KEY_TOO_LARGE", "VALUE_TOO_LARGE", "FRAME_TOO_LARGE", "TOO_MANY_KEYS", "TOO_MANY_CONNECTIONS", "TOO_MANY_WAITS", "QUEUE_FULL"];
+  for (const code of Object.values(ErrorCode)) {
+    expect([code, errorFromWire(code, "m").name]).toEqual([code, limits.includes(code) ? "LimitError" : expect.not.stringMatching(/^LimitError$/)]);
+  }
+});
 
 let worker: LocalWorker;
 beforeAll(async () => {

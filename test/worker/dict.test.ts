@@ -99,7 +99,7 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
 
     const delta = await target.client("alice", { since: 1 });
     expect(delta.hello.result).toMatchObject({ version: 4, full: false });
-    // In version order, the deletion of c as a null value.
+    // In the keys' order, the deletion of c as a null value.
     expect(delta.hello.chunks.flat().map(([k, v]) => [k, v === null ? null : decodeValue(v)])).toEqual([["b", 20], ["c", null], ["d", 4]]);
 
     const current = await target.client("alice", { since: 4 });
@@ -118,6 +118,67 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
     const afterClear = await target.client("alice", { since: 4 });
     expect(afterClear.hello.result).toMatchObject({ version: 5, full: false });
     expect(entriesOf(afterClear.hello.chunks)).toEqual({ a: null, b: null, d: null });
+  });
+
+  test("keys are in the order they were added, a key set again after its deletion last: in a full snapshot, and in a delta, which moves it", async () => {
+    const target = makeTarget();
+    const writer = await target.server();
+    const watcher = await target.client("alice");
+    await writer.request(Op.DICT_UPDATE, [["p", enc(1)], ["q", enc(2)], ["r", enc(3)]]); // v1
+    await writer.set("q", enc(20)); // v2: in place
+    await writer.request(Op.DICT_DELETE, "p"); // v3
+    await writer.set("s", enc(4)); // v4
+    await writer.set("p", enc(10)); // v5: p comes back, after s
+    await writer.set("p", enc(11)); // v6: in place (still after s)
+    const order = (chunks: WireEntry[][]) => chunks.flat().map(([k, v]) => [k, v === null ? null : decodeValue(v)]);
+
+    const full = await target.client("alice");
+    expect(order(full.hello.chunks)).toEqual([["q", 20], ["r", 3], ["s", 4], ["p", 11]]);
+    // A replica of version 2 holds p first: the delta tells it to move p (its deletion, then its value).
+    const delta = await target.client("alice", { since: 2 });
+    expect(delta.hello.result).toMatchObject({ version: 6, full: false });
+    expect(order(delta.hello.chunks)).toEqual([["s", 4], ["p", null], ["p", 11]]);
+    // One of version 5 saw p come back: it is where that replica put it, an update only.
+    const later = await target.client("alice", { since: 5 });
+    expect(order(later.hello.chunks)).toEqual([["p", 11]]);
+
+    // The live changes say as much: applied in order to a Map, they give the snapshot's order.
+    await nthChange(watcher, 6);
+    const replica = new Map<string, unknown>();
+    for (const frame of watcher.changes()) {
+      for (const [k, v] of changeOf(frame).entries) v === null ? replica.delete(k) : replica.set(k, v);
+    }
+    expect([...replica]).toEqual([["q", 20], ["r", 3], ["s", 4], ["p", 11]]);
+
+    // Cleared and set again: in the order of the new sets.
+    await writer.request(Op.DICT_CLEAR); // v7
+    await writer.request(Op.DICT_UPDATE, [["s", enc(5)], ["q", enc(6)]]); // v8
+    expect(order((await target.client("alice")).hello.chunks)).toEqual([["s", 5], ["q", 6]]);
+    expect(order((await target.client("alice", { since: 6 })).hello.chunks)).toEqual([
+      ["r", null], ["p", null], ["s", null], ["s", 5], ["q", null], ["q", 6],
+    ]);
+  });
+
+  test("a dict stored before keys kept their order (no born column) gets it on its next start, and keeps its rows", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
+                CREATE INDEX dict_by_version ON dict (v);
+                CREATE INDEX dict_tombstones ON dict (v) WHERE value IS NULL;
+                CREATE TABLE dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);`);
+      for (const [key, value, v] of [["a", enc(1), 1], ["b", null, 2], ["c", enc(3), 3]] as const) {
+        sql.exec("INSERT INTO dict (key, value, v) VALUES (?, ?, ?)", key, value, v);
+      }
+      const dict = new VersionedDict(sql);
+      expect([dict.size, dict.version]).toEqual([2, 3]);
+      expect(sql.exec("SELECT born FROM dict ORDER BY rowid").toArray().map((row) => row.born)).toEqual([0, 0, 0]);
+      dict.apply({ kind: "set", entries: [["b", enc(2)]] }); // v4: b was deleted, so it comes last
+      expect(entriesOf([...dict.snapshot()])).toEqual({ a: 1, c: 3, b: 2 });
+      expect([...dict.snapshot()].flat().map(([k]) => k)).toEqual(["a", "c", "b"]);
+      expect([...dict.snapshot(3)].flat().map(([k, v]) => [k, v && decodeValue(v)])).toEqual([["b", null], ["b", 2]]);
+      // A second start finds the column there.
+      expect(new VersionedDict(sql).version).toBe(4);
+    });
   });
 
   test("a `since` older than the tombstones kept gets a full snapshot", async () => {
