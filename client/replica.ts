@@ -116,7 +116,7 @@ export class Replica {
     if (cleared) this.#confirmed.clear();
     for (const [key, value] of entries) {
       if (value === null) this.#confirmed.delete(key);
-      else this.#confirmed.set(key, value);
+      else this.#confirmed.set(key, value.slice()); // (as in snapshotDone)
     }
     if (cleared) this.#rebuild();
     else this.#refresh(entries.map(([key]) => key));
