@@ -18,6 +18,7 @@
 // written is empty at version 0 without touching storage.
 import { ErrorCode, Limits, checkKey, type LimitsInForce, type WireEntry } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
+import { MAX_BIGINT_BYTES } from "./bignums.js";
 import { ProtocolError } from "./errors.js";
 import { Schema } from "./schema.js";
 
@@ -184,7 +185,7 @@ export class VersionedDict {
       if (value.byteLength > limits.MAX_VALUE_BYTES) {
         throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
       }
-      if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value`);
+      if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `the value of ${JSON.stringify(key)} is not a well-formed encoded value (a BigInt in one is at most ${MAX_BIGINT_BYTES} bytes)`);
     }
     const keys = new Set(write.entries.map(([key]) => key));
     // Fits even if every key is new (and #live is at least the live count): no look-up.

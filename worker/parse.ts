@@ -2,6 +2,7 @@
 // here before an object acts on it, so bad input becomes a typed ERROR reply.
 import { ErrorCode, Limits, Op, type Hello, type LimitsInForce } from "../client/protocol.js";
 import { isWellFormedValue } from "../client/codec.js";
+import { MAX_BIGINT_BYTES } from "./bignums.js";
 import type { DictWrite } from "./dict.js";
 import { ProtocolError } from "./errors.js";
 
@@ -15,7 +16,7 @@ export function checkValue(value: Uint8Array, limits: LimitsInForce): void {
   if (value.byteLength > limits.MAX_VALUE_BYTES) {
     throw new ProtocolError(ErrorCode.VALUE_TOO_LARGE, `a value is limited to ${limits.MAX_VALUE_BYTES} encoded bytes (got ${value.byteLength})`);
   }
-  if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, "not a well-formed encoded value");
+  if (!isWellFormedValue(value)) throw new ProtocolError(ErrorCode.BAD_VALUE, `not a well-formed encoded value (a BigInt in one is at most ${MAX_BIGINT_BYTES} bytes)`);
 }
 
 export function parseSeqs(seqs: unknown): number[] {

@@ -5,7 +5,7 @@
 // sockets that never say HELLO cannot fill an object.
 import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
-import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION } from "../../client/protocol.js";
+import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
@@ -90,6 +90,60 @@ test("bytes count against the JSON budget: one shared 16 KiB array, 1,000 times,
   const summary = await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth });
   expect(summary.status).toBe(200);
   expect(JSON.stringify(await summary.json())).toContain("not shown as JSON");
+});
+
+/** A CBOR bignum (tag 2, or 3 when negative) whose magnitude is `bytes` bytes of 0xff, as a byte string with a 4-byte length. */
+const bignum = (bytes: number, negative = false): Uint8Array => {
+  const out = new Uint8Array(6 + bytes).fill(0xff);
+  out.set([negative ? 0xc3 : 0xc2, 0x5a]);
+  new DataView(out.buffer).setUint32(2, bytes);
+  return out;
+};
+
+/** A frame [op, id, <raw CBOR>] with `raw` as its third item. */
+const frameWith = (op: number, id: number, raw: Uint8Array): Uint8Array => {
+  const head = encodeFrame([op, id, null] as never); // [op, id, null]: the null (one byte) is replaced
+  const out = new Uint8Array(head.byteLength - 1 + raw.byteLength);
+  out.set(head.subarray(0, -1));
+  out.set(raw, head.byteLength - 1);
+  return out;
+};
+
+test("bignums past 1,024 bytes are refused, in a frame before HELLO and in a value; up to 1,024 bytes they round-trip", async () => {
+  const space = unique("hostile");
+  // Before HELLO: the frame does not decode (cbor-x alone would take it, and its time, quadratic in the length).
+  const stranger = await Wire.open(spacePath(space, "client", "mallory"));
+  stranger.sendRaw(frameWith(Op.HELLO, 1, bignum(32 * 1024)));
+  expect(await stranger.reply(0)).toEqual([Msg.ERROR, 0, ErrorCode.BAD_FRAME, expect.any(String)]);
+  expect(stranger.frames.some((f) => f[1] === 1)).toBe(false);
+  // In a value, over a socket and over HTTP (CBOR body).
+  const wire = await Wire.ready(spacePath(space, "client", "alice"));
+  const codeOf = (frame: unknown[]) => (frame[0] === Msg.ERROR ? frame[2] : "no error");
+  for (const value of [bignum(1025), bignum(1025, true), encodeValue([2n ** 8192n])]) {
+    expect(codeOf(await wire.request(Op.DICT_SET, "big", value))).toBe(ErrorCode.BAD_VALUE);
+    expect(codeOf(await wire.request(Op.PUT, "queue", "jobs", value))).toBe(ErrorCode.BAD_VALUE);
+  }
+  const put = await fetchWorker(`/v1/spaces/${space}/globals/big`, { method: "PUT", headers: { ...auth, "content-type": "application/cbor" }, body: bignum(1025) });
+  expect([put.status, ((await put.json()) as { error: { code: string } }).error.code]).toEqual([400, ErrorCode.BAD_VALUE]);
+  expect(await wire.request(Op.SIZE, "queue", "jobs")).toEqual([Msg.REPLY, expect.any(Number), 0]);
+  // The largest, either sign, is stored and read back exact.
+  const largest = [2n ** 8192n - 1n, -(2n ** 8192n)];
+  expect(await wire.request(Op.DICT_SET, "big", encodeValue(largest))).toEqual([Msg.REPLY, expect.any(Number), 1]);
+  const back = await fetchWorker(`/v1/spaces/${space}/globals/big`, { headers: { ...auth, accept: "application/cbor" } });
+  expect(decodeValue(new Uint8Array(await back.arrayBuffer()))).toEqual(largest);
+  const json = await fetchWorker(`/v1/spaces/${space}/globals/big`, { headers: auth });
+  expect(await json.json()).toEqual(largest.map(String));
+});
+
+test("a frame holding a bignum as long as a frame allows is answered at once, and the object goes on serving", async () => {
+  const space = unique("hostile");
+  const server = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  const stranger = await Wire.open(spacePath(space, "client", "mallory"));
+  const started = Date.now();
+  stranger.sendRaw(frameWith(Op.HELLO, 1, bignum(Limits.MAX_FRAME_BYTES - 16)));
+  expect(await stranger.reply(0)).toEqual([Msg.ERROR, 0, ErrorCode.BAD_FRAME, expect.any(String)]);
+  expect(await server.request(Op.SIZE, "queue", "jobs")).toEqual([Msg.REPLY, expect.any(Number), 0]);
+  expect(Date.now() - started).toBeLessThan(2000);
 });
 
 test("a summary offset past the safe integers is a 400", async () => {
