@@ -108,7 +108,8 @@ async function http(request: Request, env: Env, space: string, id: string | null
     if (kind === "summary") {
       const offset = Number(url.searchParams.get("offset") ?? 0);
       if (!Number.isSafeInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
-      return new Response(toJson(await spaceSummary(env, space, offset)), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
+      // (Its text is bounded by what a summary holds: previews are short; keys and names, at most 1 KiB each.)
+      return new Response(toJson(await spaceSummary(env, space, offset), undefined, Infinity), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
     }
     const query = Object.fromEntries(HTTP_QUERY.flatMap((name) => (url.searchParams.has(name) ? [[name, url.searchParams.get(name)!]] : [])));
     const stub = id === null ? env.SPACES.getByName(space) : env.CLIENTS.getByName(clientObjectName(space, id));

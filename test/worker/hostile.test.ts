@@ -92,6 +92,51 @@ test("bytes count against the JSON budget: one shared 16 KiB array, 1,000 times,
   expect(JSON.stringify(await summary.json())).toContain("not shown as JSON");
 });
 
+test("text counts against the JSON budget: a 64 KiB string or key, shared 10,000 times, is 406 in JSON (not 500), exact in CBOR, and not previewed", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "mallory"));
+  const big = "x".repeat(64 * 1024);
+  const values = {
+    string: Array.from({ length: 10_000 }, ((holder) => () => holder)([big])), // 655 MB as JSON
+    key: Array.from({ length: 10_000 }, ((holder) => () => holder)({ [big]: 0 })),
+    regexp: Array.from({ length: 10_000 }, ((holder) => () => holder)(new RegExp(big))),
+    // Within the preview's 10,000 nodes: 4,900 × 64 KiB (321 MB) written out for a 300-character preview.
+    preview: Array.from({ length: 4_900 }, ((holder) => () => holder)([big])),
+  };
+  for (const [key, value] of Object.entries(values)) {
+    const encoded = encodeValue(value);
+    expect(encoded.byteLength).toBeLessThan(200 * 1024);
+    expect(await wire.request(Op.DICT_SET, key, encoded)).toEqual([Msg.REPLY, expect.any(Number), expect.any(Number)]);
+    const json = await fetchWorker(`/v1/spaces/${space}/globals/${key}`, { headers: auth });
+    expect([key, json.status, ((await json.json()) as { error: { code: string } }).error.code]).toEqual([key, 406, ErrorCode.BAD_VALUE]);
+  }
+  const cbor = await fetchWorker(`/v1/spaces/${space}/globals/string`, { headers: { ...auth, accept: "application/cbor" } });
+  const back = decodeValue(new Uint8Array(await cbor.arrayBuffer())) as string[][];
+  expect([back.length, back[9_999][0].length, back[0] === back[9_999]]).toEqual([10_000, 64 * 1024, true]);
+  // The whole dict as JSON: no page can hold the first value, so 406 too.
+  expect((await fetchWorker(`/v1/spaces/${space}/globals`, { headers: auth })).status).toBe(406);
+  const summary = await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth });
+  expect(summary.status).toBe(200);
+  const { globals } = (await summary.json()) as { globals: { dict: [string, string][] } };
+  // (A summary shows the first keys up to 256 KiB of values: "key" and "preview" here.)
+  expect(globals.dict.map(([key, shown]) => [key, shown.startsWith("(not shown as JSON")])).toEqual([["key", true], ["preview", true]]);
+});
+
+test("a JSON page ends before the value whose text would pass the budget; a value without shared references shows in full", async () => {
+  const space = unique("hostile");
+  const wire = await Wire.ready(spacePath(space, "client", "alice"));
+  const long = "y".repeat(1000 * 1024); // as long as a value's text can be without sharing
+  const holder = ["z".repeat(4 * 1024)];
+  await wire.set("a", encodeValue(long));
+  await wire.set("b", encodeValue(Array.from({ length: 4_000 }, () => holder))); // 16 Mi characters as JSON
+  const one = await fetchWorker(`/v1/spaces/${space}/globals/a`, { headers: auth });
+  expect([one.status, ((await one.json()) as string).length]).toEqual([200, long.length]);
+  const page = await fetchWorker(`/v1/spaces/${space}/globals`, { headers: auth });
+  expect([page.status, page.headers.get("sharevars-next"), Object.keys(await page.json())]).toEqual([200, "a", ["a"]]);
+  const summary = (await (await fetchWorker(`/v1/spaces/${space}/summary`, { headers: auth })).json()) as { globals: { dict: [string, string][] } };
+  expect(summary.globals.dict[0]).toEqual(["a", `"${"y".repeat(299)}…`]);
+});
+
 /** A CBOR bignum (tag 2, or 3 when negative) whose magnitude is `bytes` bytes of 0xff, as a byte string with a 4-byte length. */
 const bignum = (bytes: number, negative = false): Uint8Array => {
   const out = new Uint8Array(6 + bytes).fill(0xff);
