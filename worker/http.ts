@@ -139,8 +139,9 @@ function tooLarge(size: number): ProtocolError {
 function intParam(url: URL, name: string, fallback: number, max: number): number {
   const raw = url.searchParams.get(name);
   if (raw === null) return fallback;
-  const n = Number(raw);
-  if (raw === "" || !Number.isInteger(n) || n < 0 || n > max) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `${name} is an integer from 0 to ${max}`);
+  // (Digits only: Number() would take "0x10", "1e3" or " " too.)
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n > max) throw new ProtocolError(ErrorCode.BAD_ARGUMENT, `${name} is an integer from 0 to ${max}`);
   return n;
 }
 

@@ -106,7 +106,8 @@ async function http(request: Request, env: Env, space: string, id: string | null
   try {
     if (kind === "token") return await clientToken(env, space, id!, url.searchParams.get("ttl"));
     if (kind === "summary") {
-      const offset = Number(url.searchParams.get("offset") ?? 0);
+      const raw = url.searchParams.get("offset") ?? "0";
+      const offset = /^\d+$/.test(raw) ? Number(raw) : NaN; // (digits only, as for every number in a query)
       if (!Number.isSafeInteger(offset) || offset < 0) return httpError(ErrorCode.BAD_ARGUMENT, "offset is a non-negative integer");
       // (Its text is bounded by what a summary holds: previews are short; keys and names, at most 1 KiB each.)
       return new Response(toJson(await spaceSummary(env, space, offset), undefined, Infinity), { headers: { "content-type": "application/json", "cache-control": "no-store" } });

@@ -196,6 +196,19 @@ test("a summary offset past the safe integers is a 400", async () => {
   expect(res.status).toBe(400);
 });
 
+test("numbers in a query are digits only: hex, exponents, signs, spaces and empty ones are 400s, not read as numbers", async () => {
+  const space = unique("hostile");
+  const status = async (path: string, method = "GET") => [path, (await fetchWorker(`/v1/spaces/${space}${path}`, { method, headers: auth })).status];
+  const takes = ["wait=0x10", "wait=1e3", "wait=%20", "wait=+5", "wait=5.0", "lease=0x1", "lease=%2010", "lease=-0"];
+  for (const query of takes) expect(await status(`/queues/q/get?${query}`, "POST")).toEqual([`/queues/q/get?${query}`, 400]);
+  for (const query of ["offset=1e3", "offset=%20", "limit=0x10", "limit="]) expect(await status(`/clients?${query}`)).toEqual([`/clients?${query}`, 400]);
+  for (const query of ["offset=", "offset=%20", "offset=0x10", "offset=1e1"]) expect(await status(`/summary?${query}`)).toEqual([`/summary?${query}`, 400]);
+  // What they mean, in digits, is fine.
+  expect(await status("/queues/q/get?wait=16&lease=0010", "POST")).toEqual(["/queues/q/get?wait=16&lease=0010", 204]);
+  expect(await status("/clients?offset=1000&limit=16")).toEqual(["/clients?offset=1000&limit=16", 200]);
+  expect(await status("/summary?offset=10")).toEqual(["/summary?offset=10", 200]);
+});
+
 test("sockets that never say HELLO count against the object's connections, give their place to one that says HELLO, and are closed after 10 s", async () => {
   const space = unique("hostile");
   const path = clientPath(space, "alice", "client");
