@@ -13,7 +13,7 @@
 // transaction on the object) instead of one message each. Acknowledgements,
 // and requests made to ride along with them (a pipe's next receive), wait for
 // the next request, or for a timer.
-import { after, checkDelay } from "./delays.js";
+import { after } from "./delays.js";
 import { ReconnectingSocket } from "./socket.js";
 import { CLOSE_SESSION_ENDED, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_MANY_CONNECTIONS, decodeFrame, encodeFrame, ErrorCode, Limits, MSG_BATCH, MSG_ERROR, MSG_RENEW, MSG_REPLY, MSG_SNAPSHOT, OP_ACK, OP_AUTH, OP_BATCH, OP_CANCEL, OP_HELLO, OP_RELEASE, PROTOCOL_VERSION, type Hello, type HelloResult, type LimitsInForce, type Message, type Request, type WireEntry } from "./protocol.js";
 import { AuthError, ClosedError, LimitError, errorFromWire, type SharevarsError } from "./errors.js";
@@ -111,8 +111,7 @@ export class Connection {
   #settleReady!: { resolve: (r: HelloResult) => void; reject: (e: SharevarsError) => void };
 
   constructor(options: ConnectionOptions) {
-    const timeout = options.connectTimeout ?? 15_000;
-    checkDelay(timeout, "connectTimeout");
+    const timeout = options.connectTimeout ?? 15_000; // (checked by the handle's token source: see tokens.ts)
     this.#options = options;
     this.ready = new Promise((resolve, reject) => (this.#settleReady = { resolve, reject }));
     // Reconnects back off, with jitter (socket.ts); the first open is immediate.

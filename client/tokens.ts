@@ -4,7 +4,7 @@
 // library's own: the worker's clock decides, so a client's skewed clock
 // cannot make it renew too late. The connections of one handle share one
 // source, so one renewal serves both.
-import { after } from "./delays.js";
+import { after, checkDelay } from "./delays.js";
 import { ClosedError } from "./errors.js";
 
 /** A fixed token, or a function that gets a new one (from your backend, say). */
@@ -38,8 +38,13 @@ export function tokenSubject(token: string): unknown {
  * and the next caller calls again: one that never settles would otherwise
  * keep connect() waiting past its timeout, and every later caller for good
  * (the handle reconnecting forever after its token expired).
+ *
+ * Every handle makes its source before anything else, so `connectTimeout`
+ * is checked here (a TypeError): before a function is called for a token,
+ * and before a socket opens.
  */
 export function tokenSource({ token, connectTimeout: ms = 15_000 }: { token?: TokenOption; connectTimeout?: number } = {}): TokenSource {
+  checkDelay(ms, "connectTimeout");
   if (typeof token !== "function") return async () => [token, false];
   let current: string | undefined;
   let pending: Promise<string> | undefined;

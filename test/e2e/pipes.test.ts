@@ -1,7 +1,7 @@
 // Local pipes: a two-ended channel per (client, name); what one end sends,
 // only the other end receives, in order.
 import { describe, expect, test } from "vitest";
-import { Client } from "sharevars";
+import { Client, Server } from "sharevars";
 import { handles } from "../helpers/handles.js";
 import { SERVER_TOKEN, uniqueSpace, until, workerUrl } from "../helpers/e2e.js";
 import { faultyLink, type FaultyLink } from "../helpers/proxy.js";
@@ -321,6 +321,12 @@ describe("delays users give", () => {
     for (const timeout of [-1, NaN, "100"] as unknown as number[]) {
       await expect(client.recv({ timeout })).rejects.toThrow(TypeError);
       await expect(Client.connect(workerUrl(), { space, id: "bob", connectTimeout: timeout })).rejects.toThrow(/connectTimeout is a number of milliseconds/);
+      // with a token function too, which is not called (it used to be, and a -1 then failed as its timeout, a ClosedError)
+      let asked = 0;
+      const token = () => (asked++, new Promise<string>((resolve) => setTimeout(() => resolve("not a token"), 50)));
+      await expect(Client.connect(workerUrl(), { space, token, connectTimeout: timeout })).rejects.toThrow(/connectTimeout is a number of milliseconds/);
+      expect(asked).toBe(0);
+      await expect(Server.connect(workerUrl(), { space, token: SERVER_TOKEN, connectTimeout: timeout })).rejects.toThrow(/connectTimeout is a number of milliseconds/);
       await expect(client.close({ flushTimeout: timeout })).rejects.toThrow(/flushTimeout is a number of milliseconds/);
       await expect(server.close({ flushTimeout: timeout })).rejects.toThrow(/flushTimeout is a number of milliseconds/);
     }
