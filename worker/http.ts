@@ -172,9 +172,9 @@ function dictPage(object: SharedObject, request: Request, url: URL): Response {
       }
       shown.push([key, tree]);
     }
-    const body: Record<string, unknown> = Object.create(null);
-    for (const [key, tree] of shown) body[key] = tree;
-    return new Response(JSON.stringify(body), { headers: { ...(more ? next(shown) : {}), "content-type": "application/json" } });
+    // Written pair by pair: an object would put integer-like keys ("9", "10") first, out of the page's order.
+    const body = `{${shown.map(([key, tree]) => `${JSON.stringify(key)}:${JSON.stringify(tree)}`).join(",")}}`;
+    return new Response(body, { headers: { ...(more ? next(shown) : {}), "content-type": "application/json" } });
   }
   const headers: Record<string, string> = rows.more ? next(rows.entries) : {};
   const entries = new Map(rows.entries.map(([key, value]) => [key, decodeStored(value)]));

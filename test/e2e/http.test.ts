@@ -83,6 +83,19 @@ describe("HTTP API", () => {
     expect(seen).toEqual({ k0: 0, k1: 1, k2: 2, k3: 3, k4: 4 });
   });
 
+  test("a JSON page lists its keys in the page's order (by UTF-8 bytes), integer-like keys too", async () => {
+    const space = uniqueSpace("http-order");
+    const server = await open.server(space);
+    server.dict.update([["b", 1], ["10", 2], ["9", 3], ["a", 4], ["", 5]]);
+    await server.sync();
+    const text = await (await api(space, "/globals")).text();
+    expect([...text.matchAll(/"([^"]*)":/g)].map((m) => m[1])).toEqual(["", "10", "9", "a", "b"]);
+    expect(JSON.parse(text)).toEqual({ "": 5, "10": 2, "9": 3, a: 4, b: 1 });
+    const page = await api(space, "/globals?limit=2");
+    expect(await page.text()).toBe('{"":5,"10":2}');
+    expect(page.headers.get("sharevars-next")).toBe("10");
+  });
+
   test("a client's dict and the list of clients", async () => {
     const space = uniqueSpace("http-local");
     const alice = await open.client(space, "alice");
