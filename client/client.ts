@@ -136,8 +136,8 @@ export class Client extends PipeEnd<HandleEvents> {
 
 }
 
-/** Names on `client.globals` that are not global dict keys. */
+/** Names on `client.globals` that are not global dict keys (besides those of Object.prototype, which are not listed). */
 export const GLOBALS_RESERVED = /* @__PURE__ */ reservedNames(Globals);
 
-/** Names on `client` that are not local dict keys. */
+/** Names on `client` that are not local dict keys (besides those of Object.prototype, which are not listed). */
 export const CLIENT_RESERVED = /* @__PURE__ */ reservedNames(Client);

@@ -125,7 +125,7 @@ export class SharedDict implements Iterable<[string, any]> {
     this.#write({ kind: "clear" });
   }
 
-  /** Sets every entry of `entries` (an object, a Map or [key, value] pairs), atomically per batch of up to 1000 keys. */
+  /** Sets every entry of `entries` (an object, a Map or [key, value] pairs), atomically per batch of up to 1000 keys (and about 1 MiB encoded). */
   update(entries: Record<string, unknown> | Map<string, unknown> | Iterable<readonly [string, unknown]>): this {
     // (A Map is iterable.) As for a Map, each pair is an object: a string
     // (or a list of keys) is refused, not read as keys with undefined values.

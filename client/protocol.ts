@@ -161,7 +161,7 @@ export const Limits = {
   MAX_UPDATE_ENTRIES: 1000,
   /** A snapshot is sent in frames of about this many bytes. */
   SNAPSHOT_CHUNK_BYTES: 256 * 1024,
-  /** UTF-8 bytes of a space name or a client id. */
+  /** UTF-8 bytes of a space name, a client id, or a pipe or queue name. */
   MAX_NAME_BYTES: 200,
   /** Refused writes an object remembers per handle, for a handle whose error replies were lost (worker/sessions.ts). */
   MAX_REFUSALS_KEPT: 1000,

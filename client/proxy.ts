@@ -14,8 +14,8 @@ const ALWAYS: ReadonlySet<string> = new Set(ALWAYS_RESERVED);
 
 /**
  * The names a handle class keeps for itself: ALWAYS_RESERVED and its
- * members, inherited ones too (the names of Object.prototype are members of
- * every handle as well).
+ * members, inherited ones too, up to Object.prototype (whose names, members
+ * of every handle as well, are reserved by dictProxy but not listed here).
  */
 export function reservedNames(handle: Function): ReadonlySet<string> {
   const names = new Set(ALWAYS_RESERVED);

@@ -337,8 +337,8 @@ export class Server extends DictHandle<ServerEvents> {
 
 }
 
-/** Names on a client peer that are not keys of the client's local dict. */
+/** Names on a client peer that are not keys of the client's local dict (besides those of Object.prototype, which are not listed). */
 export const PEER_RESERVED = /* @__PURE__ */ reservedNames(ClientPeer);
 
-/** Names on `server` that are not global dict keys. */
+/** Names on `server` that are not global dict keys (besides those of Object.prototype, which are not listed). */
 export const SERVER_RESERVED = /* @__PURE__ */ reservedNames(Server);
