@@ -56,9 +56,9 @@ function handBack(connection: Connection, [seq]: WireItem): void {
   connection.request((id) => [OP_RELEASE, id, [seq]], "release").catch(() => {});
 }
 
-/** The item a receive ahead brought, if it is still this handle's (it came on the current socket). */
-function inHand(ahead: Ahead): WireItem | undefined {
-  return ahead.item && ahead.socket === ahead.connection.socketNumber ? ahead.item : undefined;
+/** The item a receive ahead brought (if any), if it is still this handle's (it came on the current socket). */
+function inHand(ahead: Ahead | null): WireItem | undefined {
+  return ahead?.item && ahead.socket === ahead.connection.socketNumber ? ahead.item : undefined;
 }
 
 class ChannelEnd {
@@ -120,7 +120,10 @@ class ChannelEnd {
 
     // Without a receive ahead, a poll asks for an item without waiting; with
     // one, it is that receive, cancelled at once unless its item is here.
-    if (timeout === 0 && !ahead) {
+    // Offline after a connection (not before the first: a peer opens its
+    // connection on first use) a poll goes the way of a timeout below and
+    // rejects at once, instead of waiting for the reconnect.
+    if (timeout === 0 && !ahead && (connection.status === "open" || !connection.socketNumber)) {
       const item = (await connection.request((id) => [OP_GET, id, kind, name, false])) as WireItem | null;
       if (item === null) throw new TimeoutError(`${what} is empty`); // (as a timeout of 0 below)
       return this.#accept(connection, item);
@@ -251,7 +254,7 @@ class ChannelEnd {
     const kind = this.#kind;
     const name = this.name;
     const waiting = (await this.#open().request((id) => [OP_SIZE, id, kind, name])) as number;
-    return waiting + (this.#ahead && inHand(this.#ahead) ? 1 : 0);
+    return waiting + (inHand(this.#ahead) ? 1 : 0);
   }
 }
 

@@ -83,6 +83,35 @@ describe("reconnect and resume", () => {
     await expect(server.get({ timeout: 0 })).rejects.toMatchObject({ name: "TimeoutError" });
   });
 
+  test("a poll (timeout 0) offline rejects at once, asks nothing, and leaves the item for the next receive; a peer's first poll still asks the object", async () => {
+    const space = uniqueSpace("offline-poll");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.send("p");
+    await client.put("q");
+    l.down();
+    await until(() => client.status === "connecting", { what: "the drop seen" });
+    const outcome = (p: Promise<unknown>) => Promise.race([
+      p.then((v) => ["resolved", v], (e: Error) => ["rejected", e.name]),
+      new Promise((resolve) => setTimeout(() => resolve(["still waiting"]), 2000)),
+    ]);
+    const started = Date.now();
+    expect(await outcome(client.get({ timeout: 0 }))).toEqual(["rejected", "TimeoutError"]);
+    expect(await outcome(client.recv({ timeout: 0 }))).toEqual(["rejected", "TimeoutError"]);
+    expect(Date.now() - started).toBeLessThan(1000);
+    l.up();
+    await until(() => client.status === "open", { what: "reconnected" });
+    expect(await client.get({ timeout: 0 })).toBe("q");
+    expect(await client.recv({ timeout: 0 })).toBe("p");
+    // A peer not yet connected waits for its first connection: its poll is answered by the object.
+    await client.put("r");
+    const fresh = (await open.server(space)).clients.get("alice");
+    expect(fresh.online).toBe(true);
+    expect(await fresh.get({ timeout: 0 })).toBe("r");
+  });
+
   test("resume sends only what changed since the replica's version, not a full snapshot", async () => {
     const space = uniqueSpace("resume");
     const l = await link();
