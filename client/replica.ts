@@ -114,10 +114,7 @@ export class Replica {
     if (version <= this.#version) return; // already part of a snapshot
     this.#version = version;
     if (cleared) this.#confirmed.clear();
-    for (const [key, value] of entries) {
-      if (value === null) this.#confirmed.delete(key);
-      else this.#confirmed.set(key, value.slice()); // (as in snapshotDone)
-    }
+    this.#store(entries);
     if (cleared) this.#rebuild();
     else this.#refresh(entries.map(([key]) => key));
   }
@@ -134,11 +131,7 @@ export class Replica {
    */
   snapshotDone(full: boolean, version: number, lastSeq: number): void {
     if (full) this.#confirmed.clear();
-    for (const [key, value] of this.#incoming) {
-      // Copy: a value must not keep its whole snapshot frame alive.
-      if (value === null) this.#confirmed.delete(key);
-      else this.#confirmed.set(key, value.slice());
-    }
+    this.#store(this.#incoming);
     this.#incoming = [];
     this.#version = version;
     this.#pending = this.#pending.filter((p) => p.seq > lastSeq);
@@ -153,6 +146,15 @@ export class Replica {
   resume(): { since?: number } {
     this.#incoming = [];
     return this.loaded ? { since: this.#version } : {};
+  }
+
+  /** Entries from the object (null: deleted) into the confirmed state. */
+  #store(entries: WireEntry[]): void {
+    for (const [key, value] of entries) {
+      if (value === null) this.#confirmed.delete(key);
+      // Copied: a value must not keep the whole message it came in alive.
+      else this.#confirmed.set(key, value.slice());
+    }
   }
 
   #valueOf(key: string): Uint8Array | undefined {
