@@ -238,12 +238,19 @@ export class VersionedDict {
       this.#schema.create();
       const v = ++this.#version;
       for (const [key, value] of write.entries) {
-        // Over a tombstone, the key returns: last in order, born now (about 1 µs more per set).
-        sql.exec(
-          `INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v,
-             born = iif(dict.value IS NULL, excluded.v, dict.born), rowid = iif(dict.value IS NULL, (SELECT max(rowid) FROM dict) + 1, dict.rowid)`,
+        // A new key or a live one: one statement, which writes the row and its
+        // entry in the index by version. (Naming rowid in this SET, even to
+        // keep it, would rewrite every index entry of the row, the key's too:
+        // a third row written, and a second read, for each set of a live key.)
+        const stored = sql.exec(
+          "INSERT INTO dict (key, value, v) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, v = excluded.v WHERE dict.value IS NOT NULL",
           key, value, v,
-        );
+        ).rowsWritten;
+        // Over a tombstone (which the statement above leaves alone, writing
+        // nothing), the key returns: last in order, born now.
+        if (stored === 0) {
+          sql.exec("UPDATE dict SET value = ?, v = ?, born = ?, rowid = (SELECT max(rowid) FROM dict) + 1 WHERE key = ?", value, v, v, key);
+        }
       }
       if (rows && this.#live !== null && this.#liveExact) {
         for (const [key] of write.entries) {

@@ -5,7 +5,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, test } from "vitest";
 import { DEFAULT_LIMITS, ErrorCode, Limits, Msg, Op, type WireEntry } from "../../client/protocol.js";
 import { decodeValue, encodeValue } from "../../client/codec.js";
-import { VersionedDict } from "../../worker/dict.js";
+import { VersionedDict, type DictWrite } from "../../worker/dict.js";
 import { MAX_REFUSALS, Sessions } from "../../worker/sessions.js";
 import { ProtocolError } from "../../worker/errors.js";
 import type { SharedObject } from "../../worker/shared-object.js";
@@ -299,6 +299,42 @@ describe("VersionedDict", () => {
       expect([woken.size, woken.version]).toEqual([1, 5]);
       const chunks = [...woken.snapshot()];
       expect(entriesOf(chunks)).toEqual({ c: 5 });
+    });
+  });
+
+  test("a set of a live key writes its row and its index entry by version, no more (rows written are billed); a returning key moves last", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      // The rows each statement wrote and read, as the platform counts (and bills) them.
+      let written = 0;
+      let read = 0;
+      const sql = new Proxy(state.storage.sql, {
+        get(target, name) {
+          if (name !== "exec") return Reflect.get(target, name, target);
+          return (query: string, ...bindings: unknown[]) => {
+            const cursor = target.exec(query, ...bindings);
+            const rows = cursor.toArray();
+            written += cursor.rowsWritten;
+            read += cursor.rowsRead;
+            return Object.assign(rows[Symbol.iterator](), { rowsWritten: cursor.rowsWritten, rowsRead: cursor.rowsRead, toArray: () => rows, one: () => rows[0] });
+          };
+        },
+      });
+      const dict = new VersionedDict(sql);
+      dict.apply({ kind: "set", entries: [["a", enc(1)], ["b", enc(2)], ["c", enc(3)]] });
+      dict.apply({ kind: "delete", key: "a" });
+      const cost = (write: DictWrite) => {
+        written = read = 0;
+        dict.apply(write);
+        return { written, read };
+      };
+      expect(cost({ kind: "set", entries: [["b", enc(20)]] })).toEqual({ written: 2, read: 1 }); // the row, its entry by version
+      expect(cost({ kind: "set", entries: [["d", enc(4)]] })).toEqual({ written: 3, read: 0 }); // and its key's entry
+      cost({ kind: "set", entries: [["a", enc(10)]] }); // back from its tombstone
+      expect([...dict.snapshot()].flat().map(([k, v]) => [k, v && decodeValue(v)])).toEqual([["b", 20], ["c", 3], ["d", 4], ["a", 10]]);
+      expect([...dict.snapshot(2)].flat().map(([k, v]) => [k, v && decodeValue(v)])).toEqual([["b", 20], ["d", 4], ["a", null], ["a", 10]]);
+      expect(state.storage.sql.exec("SELECT key, born FROM dict ORDER BY rowid").toArray()).toEqual([
+        { key: "b", born: 0 }, { key: "c", born: 0 }, { key: "d", born: 0 }, { key: "a", born: 5 },
+      ]);
     });
   });
 
