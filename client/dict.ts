@@ -56,10 +56,15 @@ export class SharedDict implements Iterable<[string, any]> {
 
   // --- reads (synchronous, from the replica) ---
 
-  /** The replica's view; `ordered`: in the object's key order (iteration: the same on every side). */
-  #view(ordered?: 1): ReadonlyMap<string, Uint8Array> {
+  #view(): ReadonlyMap<string, Uint8Array> {
     if (!this.#replica.loaded) throw new NotReadyError(`${this.#label} is not loaded yet: await its handle's ready first`);
-    return ordered ? this.#replica.ordered : this.#replica.view;
+    return this.#replica.view;
+  }
+
+  /** Every entry as it is now, in the object's key order (iteration: the same on every side). */
+  #entries(): [string, Uint8Array][] {
+    this.#view();
+    return this.#replica.ordered;
   }
 
   get(key: string): any {
@@ -76,15 +81,15 @@ export class SharedDict implements Iterable<[string, any]> {
   }
 
   keys(): IterableIterator<string> {
-    return [...this.#view(1).keys()][Symbol.iterator]();
+    return this.#entries().map(([key]) => key).values();
   }
 
   *values(): IterableIterator<any> {
-    for (const bytes of [...this.#view(1).values()]) yield decodeValue(bytes);
+    for (const [, bytes] of this.#entries()) yield decodeValue(bytes);
   }
 
   *entries(): IterableIterator<[string, any]> {
-    for (const [key, bytes] of [...this.#view(1)]) yield [key, decodeValue(bytes)];
+    for (const [key, bytes] of this.#entries()) yield [key, decodeValue(bytes)];
   }
 
   [Symbol.iterator](): IterableIterator<[string, any]> {
@@ -166,8 +171,7 @@ export class SharedDict implements Iterable<[string, any]> {
 
   /** Returns the value of `key`, setting it to `value` first if absent. */
   setdefault(key: string, value?: unknown): any {
-    if (this.has(key)) return this.get(key);
-    this.set(key, value);
+    if (!this.has(key)) this.set(key, value);
     return this.get(key);
   }
 

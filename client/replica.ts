@@ -26,12 +26,6 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolea
   return true;
 }
 
-function keysOf(write: LocalWrite): string[] {
-  if (write.kind === "set") return write.entries.map(([key]) => key);
-  if (write.kind === "delete") return [write.key];
-  return [];
-}
-
 function applyTo(map: Map<string, Uint8Array>, write: LocalWrite): void {
   if (write.kind === "clear") map.clear();
   else if (write.kind === "delete") map.delete(write.key);
@@ -58,25 +52,37 @@ export class Replica {
   }
 
   /**
-   * The visible state in the object's key order, which every replica shares
-   * once it has no pending writes: the confirmed keys' order, then keys only
-   * pending writes added, in the order written (last, as the object will put
-   * them). (#view's own order is the order of what happened here.)
+   * The visible entries in the object's key order, which every replica
+   * shares once it has no pending writes: the pending writes folded over the
+   * confirmed state as the object will apply them. A key they add, or delete
+   * (or clear) and set again, goes last, in the order written; a key they
+   * only set keeps its place. (#view's own order is the order of what
+   * happened here.) Built by one pass over the confirmed state: about the
+   * cost of listing the view's entries.
    */
-  get ordered(): ReadonlyMap<string, Uint8Array> {
-    // (Confirmed values first set each key's place, the view's then override them and add its own keys.)
-    return this.#pending[0] ? new Map([...this.#confirmed, ...this.#view].filter(([key]) => this.#view.has(key))) : this.#confirmed;
+  get ordered(): [string, Uint8Array][] {
+    // What pending writes set since they last deleted each key, the keys they
+    // deleted, and the confirmed entries they left (none after a clear).
+    const added = new Map<string, Uint8Array>();
+    const gone = new Set<string>();
+    let kept: Iterable<[string, Uint8Array]> = this.#confirmed;
+    for (const { write } of this.#pending) {
+      applyTo(added, write);
+      if (write.kind === "clear") kept = [];
+      else if (write.kind === "delete") gone.add(write.key);
+    }
+    const entries: [string, Uint8Array][] = [];
+    for (const [key, value] of kept) {
+      // In its place, with the value a pending set gave it: not among the added keys.
+      if (!gone.has(key)) entries.push([key, added.get(key) ?? value]), added.delete(key);
+    }
+    return [...entries, ...added];
   }
 
   /** A write made here: visible at once, pending until the object confirms it. */
   write(seq: number, write: LocalWrite): void {
     this.#pending.push({ seq, write });
-    if (write.kind === "clear") {
-      const before = this.#view;
-      this.#view = new Map();
-      this.#emit([...before.keys()].map((key) => [key, undefined]));
-      return;
-    }
+    if (write.kind === "clear") return this.#rebuild(); // (every key goes)
     if (write.kind === "delete") {
       if (this.#view.delete(write.key)) this.#emit([[write.key, undefined]]);
       return;
@@ -104,9 +110,9 @@ export class Replica {
   reject(seq: number): void {
     const index = this.#pending.findIndex((p) => p.seq === seq);
     if (index < 0) return;
-    const [refused] = this.#pending.splice(index, 1);
-    if (refused.write.kind === "clear") this.#rebuild();
-    else this.#refresh(keysOf(refused.write));
+    const [{ write }] = this.#pending.splice(index, 1);
+    if (write.kind === "clear") this.#rebuild();
+    else this.#refresh(write.kind === "set" ? write.entries : [[write.key]]);
   }
 
   /** A write from someone else, in the object's order. */
@@ -116,7 +122,7 @@ export class Replica {
     if (cleared) this.#confirmed.clear();
     this.#store(entries);
     if (cleared) this.#rebuild();
-    else this.#refresh(entries.map(([key]) => key));
+    else this.#refresh(entries);
   }
 
   /** One chunk of the snapshot under way. */
@@ -170,9 +176,10 @@ export class Replica {
     return value;
   }
 
-  #refresh(keys: Iterable<string>): void {
+  /** Brings the view's value of each key in `entries` (the keys a write named) up to date. */
+  #refresh(entries: readonly (readonly [string, ...unknown[]])[]): void {
     const changes: [string, Uint8Array | undefined][] = [];
-    for (const key of keys) {
+    for (const [key] of entries) {
       const before = this.#view.get(key);
       const after = this.#valueOf(key);
       if (sameBytes(before, after)) continue;
@@ -185,8 +192,7 @@ export class Replica {
 
   #rebuild(): void {
     const before = this.#view;
-    const after = new Map(this.#confirmed);
-    for (const { write } of this.#pending) applyTo(after, write);
+    const after = new Map(this.ordered); // (the pending writes folded over the confirmed state)
     const changes: [string, Uint8Array | undefined][] = [];
     for (const [key, value] of after) {
       if (!sameBytes(before.get(key), value)) changes.push([key, value]);
