@@ -300,8 +300,13 @@ export class VersionedDict {
     if (!this.#schema.exists) return { full: !delta, version: this.#version };
     type Row = { key: string; value: ArrayBuffer | null; born: number };
     const cursor = delta
-      // (Through the index by version, then sorted: ordered by rowid alone, SQLite would read every row.)
-      ? this.#sql.exec<Row>("SELECT key, value, born FROM dict INDEXED BY dict_by_version WHERE v > ? ORDER BY rowid", since)
+      // (The rows found through the index by version, then read in rowid order
+      // one by one: ordered by rowid alone, SQLite would read every row; and
+      // sorted whole, the rows would all be read, values too, into its sorter
+      // before the first chunk, and held there until the last.)
+      ? this.#sql.exec<Row>(
+        "SELECT key, value, born FROM dict WHERE rowid IN (SELECT rowid FROM dict INDEXED BY dict_by_version WHERE v > ?) ORDER BY rowid", since,
+      )
       : this.#sql.exec<Row>("SELECT key, value, born FROM dict WHERE value IS NOT NULL ORDER BY rowid");
     let chunk: WireEntry[] = [];
     let bytes = 0;

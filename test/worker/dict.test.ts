@@ -338,6 +338,39 @@ describe("VersionedDict", () => {
     });
   });
 
+  test("a delta is read in key order row by row: its first chunk comes before the rest is read (not after all its rows, values too, were sorted)", async () => {
+    await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
+      const dict = new VersionedDict(state.storage.sql);
+      // 2,000 keys of 10 KB (20 MB, about 80 chunks), v1 to v20; then the first
+      // of each set again (in place) and k0_1 deleted and set again (last).
+      const value = enc(new Uint8Array(10_000));
+      for (let r = 0; r < 20; r++) dict.apply({ kind: "set", entries: Array.from({ length: 100 }, (_, i): [string, Uint8Array] => [`k${r}_${i}`, value]) });
+      for (let r = 0; r < 20; r++) dict.apply({ kind: "set", entries: [[`k${r}_0`, enc(r)]] });
+      dict.apply({ kind: "delete", key: "k0_1" });
+      dict.apply({ kind: "set", entries: [["k0_1", enc("back")]] });
+
+      const read = () => {
+        const start = performance.now();
+        const snapshot = dict.snapshot(0); // a delta of every row
+        const first = snapshot.next().value as WireEntry[];
+        const firstMs = performance.now() - start;
+        const chunks = [first, ...snapshot];
+        return { firstMs, allMs: performance.now() - start, chunks };
+      };
+      const runs = [read(), read(), read()];
+      const { chunks } = runs[0];
+      expect(chunks.length).toBeGreaterThan(50);
+      const keys = chunks.flat().map(([k]) => k);
+      const full = [...dict.snapshot()].flat().map(([k]) => k);
+      expect(full.slice(0, 3)).toEqual(["k0_0", "k0_2", "k0_3"]);
+      expect(full.at(-1)).toBe("k0_1");
+      expect(keys).toEqual([...full.slice(0, -1), "k0_1", "k0_1"]); // the key order, k0_1 moved (its deletion, then its value)
+      const firstMs = Math.min(...runs.map((r) => r.firstMs));
+      const allMs = Math.min(...runs.map((r) => r.allMs));
+      expect(firstMs, `first chunk after ${firstMs.toFixed(1)} ms, all ${allMs.toFixed(1)} ms`).toBeLessThan(allMs / 5);
+    });
+  });
+
   test("sets far from the key limit skip the look-up, and the limit still holds exactly", async () => {
     await runInDurableObject(clientTarget().stub, (_instance: SharedObject, state) => {
       const dict = new VersionedDict(state.storage.sql);
