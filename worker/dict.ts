@@ -78,6 +78,18 @@ export class VersionedDict {
     const top = sql.exec<{ v: number | null }>("SELECT max(v) AS v FROM dict").one().v ?? 0;
     this.#version = Math.max(top, this.#meta("version"));
     this.#floor = this.#meta("floor");
+    if (this.#schema.altered) {
+      // The first start since keys keep their order (born added). Replicas
+      // hold the keys of earlier versions in orders of their own: an earlier
+      // version left a key set again after its deletion in its row's place,
+      // where they put it last, and sent deltas in the order of versions.
+      // From a version of their own, they would resume by a delta and keep
+      // that order; a new version, and the floor at it, make them load it all.
+      this.#version++;
+      this.#floor = this.#version;
+      this.#setMeta("version", this.#version);
+      this.#setMeta("floor", this.#floor);
+    }
     this.#live = null;
     this.#tombstones = null;
   }

@@ -11,6 +11,7 @@ export class Schema {
   #legacy: Legacy | undefined;
   #added: string[];
   #columns: Record<string, string>;
+  #altered = false;
 
   /**
    * `table`: one table the DDL creates, looked up to tell whether it ran.
@@ -42,6 +43,7 @@ export class Schema {
       for (const [column, type] of Object.entries(this.#columns)) {
         if (this.#exists && !new RegExp(`[(,]\\s*${column}\\s`).test(names.get(this.#table)!)) {
           this.#sql.exec(`ALTER TABLE ${this.#table} ADD COLUMN ${column} ${type}`);
+          this.#altered = true;
         }
       }
       if (this.#legacy && names.has(this.#legacy.table)) {
@@ -52,6 +54,11 @@ export class Schema {
       }
     }
     return this.#exists;
+  }
+
+  /** Whether the first look-up (see exists) added columns to a table of an earlier version. */
+  get altered(): boolean {
+    return this.exists && this.#altered;
   }
 
   /** Creates the tables unless they exist; call it before a write. */

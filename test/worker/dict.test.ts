@@ -170,15 +170,38 @@ describe.each(KINDS)("the %s's dict", (_kind, makeTarget) => {
         sql.exec("INSERT INTO dict (key, value, v) VALUES (?, ?, ?)", key, value, v);
       }
       const dict = new VersionedDict(sql);
-      expect([dict.size, dict.version]).toEqual([2, 3]);
+      // (A version of its own: replicas that hold one from before load it all, see the next test.)
+      expect([dict.size, dict.version]).toEqual([2, 4]);
       expect(sql.exec("SELECT born FROM dict ORDER BY rowid").toArray().map((row) => row.born)).toEqual([0, 0, 0]);
-      dict.apply({ kind: "set", entries: [["b", enc(2)]] }); // v4: b was deleted, so it comes last
+      dict.apply({ kind: "set", entries: [["b", enc(2)]] }); // v5: b was deleted, so it comes last
       expect(entriesOf([...dict.snapshot()])).toEqual({ a: 1, c: 3, b: 2 });
       expect([...dict.snapshot()].flat().map(([k]) => k)).toEqual(["a", "c", "b"]);
-      expect([...dict.snapshot(3)].flat().map(([k, v]) => [k, v && decodeValue(v)])).toEqual([["b", null], ["b", 2]]);
-      // A second start finds the column there.
-      expect(new VersionedDict(sql).version).toBe(4);
+      expect([...dict.snapshot(4)].flat().map(([k, v]) => [k, v && decodeValue(v)])).toEqual([["b", null], ["b", 2]]);
+      // A second start finds the column there, and keeps the version.
+      expect(new VersionedDict(sql).version).toBe(5);
     });
+  });
+
+  test("a replica of a version from before keys kept their order loads it all once the object has it: it may list them otherwise", async () => {
+    const target = makeTarget();
+    await runInDurableObject(target.stub, (_instance: SharedObject, state) => {
+      // As an earlier version left it: p, q, r; p deleted (v4) and set again (v5) in its place.
+      state.storage.sql.exec(`CREATE TABLE dict (key TEXT PRIMARY KEY, value BLOB, v INTEGER NOT NULL);
+                CREATE INDEX dict_by_version ON dict (v);
+                CREATE INDEX dict_tombstones ON dict (v) WHERE value IS NULL;
+                CREATE TABLE dict_meta (name TEXT PRIMARY KEY, n INTEGER NOT NULL);`);
+      for (const [key, value, v] of [["p", enc("p again"), 5], ["q", enc("q"), 2], ["r", enc("r"), 3]] as const) {
+        state.storage.sql.exec("INSERT INTO dict (key, value, v) VALUES (?, ?, ?)", key, value, v);
+      }
+    });
+    // A replica that saw the deletion and the set lists q, r, p; the object lists p first.
+    const away = await target.client("alice", { since: 5 });
+    expect(away.hello.result).toMatchObject({ version: 6, full: true });
+    expect(away.hello.chunks.flat().map(([k]) => k)).toEqual(["p", "q", "r"]);
+    // From then on, deltas.
+    const back = await target.client("alice", { since: 6 });
+    expect(back.hello.result).toMatchObject({ version: 6, full: false });
+    expect(back.hello.chunks.flat()).toEqual([]);
   });
 
   test("a `since` older than the tombstones kept gets a full snapshot", async () => {
@@ -412,7 +435,7 @@ describe("VersionedDict", () => {
       }
       const dict = new VersionedDict(sql);
       expect(sql.exec("SELECT name FROM sqlite_master WHERE name = 'dict_tombstones'").toArray()).toHaveLength(1);
-      expect([dict.size, dict.version]).toEqual([2, 4]);
+      expect([dict.size, dict.version]).toEqual([2, 5]); // (one more: it had no born column either)
       const limits = { ...DEFAULT_LIMITS, MAX_KEYS_PER_DICT: 3 };
       const tooMany = { kind: "set" as const, entries: [["b", enc(2)], ["d", enc(4)]] as [string, Uint8Array][] };
       expect(() => dict.check(tooMany, limits)).toThrow(ProtocolError); // a, c, b, d: 4 keys
