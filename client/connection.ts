@@ -389,8 +389,6 @@ export class Connection {
     for (const [id, error] of this.#early.splice(0)) this.#settle(id, undefined, error);
     this.#drainAcks(); // not ready yet: into #inflight, replayed first just below
     this.#isReady = true;
-    this.#setStatus("open");
-    this.#settleReady.resolve(result);
     const inflight = [...this.#inflight];
     for (const [, request] of inflight) {
       if (request.kind === "ack") this.#socket.send(request.frame);
@@ -412,6 +410,9 @@ export class Connection {
         this.#socket.send(request.frame);
       }
     }
+    // Open only now: what a status listener asks goes out once, behind the replayed requests.
+    this.#setStatus("open");
+    this.#settleReady.resolve(result);
   }
 
   /**

@@ -40,6 +40,35 @@ describe("reconnect and resume", () => {
     expect(seen).toEqual(["connecting", "open", "closed"]);
   });
 
+  test("what a status listener writes as the handle opens again is sent once (not also with the replayed requests)", async () => {
+    const space = uniqueSpace("resume");
+    const l = await link();
+    const client = await open.client(space, "alice", {}, l.url);
+    const server = await open.server(space);
+    const peer = server.clients.get("alice");
+    await peer.ready;
+    // On both connections: the handle is open once the later of the two is, whichever that is.
+    let opens = 0;
+    client.on("status", (status) => {
+      if (status !== "open") return;
+      opens++;
+      void client.globals.put(`global ${opens}`);
+      void client.put(`local ${opens}`);
+      client.globals["opens"] = opens;
+    });
+    for (let i = 0; i < 2; i++) {
+      l.cut();
+      await until(() => client.status === "connecting", { what: "the cut seen" });
+      await until(() => client.status === "open", { what: "open again" });
+    }
+    await client.sync();
+    expect(opens).toBe(2);
+    expect(await server.queues["default"].size()).toBe(2);
+    expect(await peer.queues["default"].size()).toBe(2);
+    expect([await server.get({ timeout: 0 }), await server.get({ timeout: 0 })]).toEqual(["global 1", "global 2"]);
+    expect(server["opens"]).toBe(2);
+  });
+
   test("writes made while offline are kept and applied in order; sync() waits across the outage", async () => {
     const space = uniqueSpace("resume");
     const l = await link();
