@@ -316,8 +316,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
           continue;
         }
         await this.#serve(socket, inner);
-        // A refused HELLO closed the socket: nothing after it in the batch is served.
-        if (socket.readyState !== WebSocket.READY_STATE_OPEN) break;
+        // A refused HELLO closed the socket, or the object ended it: nothing
+        // after that in the batch is served, as no later message is. Not a
+        // socket the far end closed meanwhile: its later messages are served
+        // (see onMessage), and the writes skipped here would be below a write
+        // stored after them, which the handle's next HELLO reports as applied.
+        if (this.#ended.has(socket) || (!socket.state && socket.readyState !== WebSocket.READY_STATE_OPEN)) break;
       }
     } finally {
       if (outer) this.#outbox.close();
