@@ -942,22 +942,40 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
   }
 
   #dictWrite(socket: Socket, state: SocketState, id: number, write: DictWrite): void {
-    const applied = this.writeDict(write, socket.id);
-    this.sessions.record(state.session, id);
-    this.send(socket, [Msg.REPLY, id, applied.version]);
+    this.writeDict(write, socket.id, (applied) => {
+      this.sessions.record(state.session, id);
+      this.send(socket, [Msg.REPLY, id, applied.version]);
+    });
   }
 
-  /** Checks and applies a dict write, and sends the change to every socket but `origin`. */
-  writeDict(write: DictWrite, origin?: string): AppliedWrite {
+  /**
+   * Checks and applies a dict write, and sends the change to every socket
+   * but `origin`; `stored` runs first (a write's record and reply: once
+   * applied, nothing that fails after it may report it refused). A send that
+   * fails (a socket closing) skips that socket only: its close follows.
+   */
+  writeDict(write: DictWrite, origin?: string, stored?: (applied: AppliedWrite) => void): AppliedWrite {
     const rows = this.dict.check(write, this.limits);
     const applied = this.dict.apply(write, rows);
-    if (applied.changed) {
-      const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
-      for (const other of this.#helloed().values()) {
-        if (other.readyState === WebSocket.READY_STATE_OPEN && other.id !== origin) this.emit(other, change);
-      }
+    try {
+      stored?.(applied);
+    } finally {
+      // (Even if its writer's reply failed: the others' replicas follow the object.)
+      if (applied.changed) this.#sendChange(applied, origin);
     }
     return applied;
+  }
+
+  #sendChange(applied: AppliedWrite, origin?: string): void {
+    const change = encodeFrame([Msg.CHANGE, applied.version, applied.entries, applied.cleared]);
+    for (const other of this.#helloed().values()) {
+      if (other.readyState !== WebSocket.READY_STATE_OPEN || other.id === origin) continue;
+      try {
+        this.emit(other, change);
+      } catch (error) {
+        console.error("sharevars: a send failed", error);
+      }
+    }
   }
 
 }

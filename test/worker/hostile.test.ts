@@ -8,7 +8,7 @@ import { expect, test } from "vitest";
 import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
 import type { SharedObject } from "../../worker/shared-object.js";
-import { SERVER_TOKEN, Wire, clientPath, fetchWorker, spacePath, unique } from "./wire.js";
+import { SERVER_TOKEN, Wire, clientPath, entriesOf, fetchWorker, spacePath, unique } from "./wire.js";
 import { clientStub, holdNextAuthorize, releaseAuthorize, spaceStub, untilAuthorizeHeld } from "./objects.js";
 import { until } from "./channels.js";
 
@@ -410,4 +410,31 @@ test("a socket that opened over the limit says HELLO after another left: it is l
   expect((await late.hello()).reply[0]).toBe(Msg.REPLY);
   b.close();
   late.close();
+});
+
+test("a dict write while a send to another socket fails: applied, reported applied to its writer, and its change reaches every other socket", async () => {
+  const space = unique("hostile");
+  const session = crypto.randomUUID();
+  const s1 = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  const s2 = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  const alice = await Wire.ready(spacePath(space, "client", "alice"), { session });
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const [first] = object.getConnections("server");
+    failOnce(first, "send", new Error("a send on a closing socket"));
+  });
+  const id = alice.id();
+  alice.send([Op.DICT_SET, id, "k", encodeValue("v")]);
+  // Stored: its writer is told so (not an error), and the one server whose send worked sees the change.
+  expect(await alice.reply(id)).toEqual([Msg.REPLY, id, 1]);
+  await until(async () => [s1, s2].some((s) => s.changes().length === 1), "the change sent on");
+  expect([s1, s2].flatMap((s) => s.changes())).toEqual([[Msg.CHANGE, 1, [["k", encodeValue("v")]], false]]);
+  alice.close();
+  // Its next HELLO takes it for applied, and tells no refusal.
+  const again = await Wire.ready(spacePath(space, "client", "alice"), { session, pending: id });
+  expect(again.hello.result!.lastSeq).toBe(id);
+  expect(again.frames.filter((f) => f[0] === Msg.ERROR)).toEqual([]);
+  expect(entriesOf(again.hello.chunks)).toEqual({ k: "v" });
+  again.close();
+  s1.close();
+  s2.close();
 });
