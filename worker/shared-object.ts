@@ -662,9 +662,13 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       throw new ProtocolError(ErrorCode.QUEUE_FULL, `a queue or pipe holds at most ${limits.MAX_ITEMS_PER_CHANNEL} items and ${limits.MAX_BYTES_PER_CHANNEL} bytes; take some first`);
     }
     const delivery = this.fifo.put(fifo, value, (s) => this.#presence(s, fifo), this.#offer);
-    stored?.();
-    if (delivery) this.#deliver(fifo, [delivery]);
-    else this.serveWaiters(fifo);
+    try {
+      stored?.();
+    } finally {
+      // (Even if the put's reply failed: the item is stored, maybe leased to a waiter already.)
+      if (delivery) this.#deliver(fifo, [delivery]);
+      else this.serveWaiters(fifo);
+    }
   }
 
   /** Serves the waiters of `fifo` (sockets' receives and HTTP takes), first come first served. */
@@ -768,7 +772,12 @@ export abstract class SharedObject<E extends Env = Env> extends Server<E> {
       const connection = this.#helloed().get(socket);
       if (!connection) continue; // (an HTTP take's: answered as it was served)
       this.#lateCancels.delivered(socket, request, fifo, item.seq);
-      this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
+      try {
+        this.emit(connection, encodeFrame([Msg.REPLY, request, [item.seq, item.value]]));
+      } catch (error) {
+        // Closing: its close holds the item for its session. The others are served on.
+        console.error("sharevars: a send failed", error);
+      }
     }
   }
 

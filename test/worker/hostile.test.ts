@@ -7,7 +7,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { expect, test } from "vitest";
 import { ErrorCode, Limits, Msg, Op, PROTOCOL_VERSION, encodeFrame } from "../../client/protocol.js";
 import { MAX_DEPTH, decodeValue, encodeValue } from "../../client/codec.js";
-import type { SharedObject } from "../../worker/shared-object.js";
+import type { SharedObject, SocketState } from "../../worker/shared-object.js";
 import { SERVER_TOKEN, Wire, clientPath, entriesOf, fetchWorker, spacePath, unique } from "./wire.js";
 import { clientStub, holdNextAuthorize, releaseAuthorize, spaceStub, untilAuthorizeHeld } from "./objects.js";
 import { until } from "./channels.js";
@@ -437,4 +437,57 @@ test("a dict write while a send to another socket fails: applied, reported appli
   again.close();
   s1.close();
   s2.close();
+});
+
+test("a put whose reply fails to send (its socket closing): the receiver waiting for it gets it, and it is not remembered as refused", async () => {
+  const space = unique("hostile");
+  const session = crypto.randomUUID();
+  const receiver = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  const get = receiver.id();
+  receiver.send([Op.GET, get, "queue", "jobs", true]);
+  expect((await receiver.request(Op.SIZE, "queue", "jobs"))[2]).toBe(0); // (its GET waits in the object)
+  const alice = await Wire.ready(spacePath(space, "client", "alice"), { session });
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const [socket] = object.getConnections("client:alice");
+    failOnce(socket, "send", new Error("a send on a closing socket"));
+  });
+  const id = alice.id();
+  alice.send([Op.PUT, id, "queue", "jobs", encodeValue("job")]);
+  const reply = await receiver.reply(get);
+  expect([reply[0], decodeValue((reply[2] as [number, Uint8Array])[1])]).toEqual([Msg.REPLY, "job"]);
+  alice.close();
+  const again = await Wire.ready(spacePath(space, "client", "alice"), { session, pending: id });
+  expect(again.hello.result!.lastSeq).toBe(id);
+  expect(again.frames.filter((f) => f[0] === Msg.ERROR)).toEqual([]);
+  again.close();
+  receiver.close();
+});
+
+test("items served to several waiting receivers at once while the send to the first fails: the others get theirs", async () => {
+  const space = unique("hostile");
+  const session = crypto.randomUUID();
+  const producer = await Wire.ready(spacePath(space, "client", "alice"));
+  const first = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN, session });
+  const second = await Wire.ready(spacePath(space, "server"), { token: SERVER_TOKEN });
+  // Two items the producer took, then two receivers waiting behind them.
+  for (const v of ["a", "b"]) expect((await producer.request(Op.PUT, "queue", "jobs", encodeValue(v)))[0]).toBe(Msg.REPLY);
+  const taken: number[] = [];
+  for (let i = 0; i < 2; i++) taken.push(((await producer.request(Op.GET, "queue", "jobs", false))[2] as [number])[0]);
+  const gets: number[] = [];
+  for (const wire of [first, second]) {
+    gets.push(wire.id());
+    wire.send([Op.GET, gets.at(-1)!, "queue", "jobs", true]);
+    expect((await wire.request(Op.SIZE, "queue", "jobs"))[2]).toBe(0); // (waiting, in this order)
+  }
+  await runInDurableObject(spaceStub(space), (object: SharedObject) => {
+    const socket = [...object.getConnections<SocketState>("server")].find((c) => c.state?.session === session)!;
+    failOnce(socket, "send", new Error("a send on a closing socket"));
+  });
+  // Handed back together: one pass serves both waiters, and the send to the first fails.
+  await producer.request(Op.RELEASE, taken);
+  const reply = await second.reply(gets[1]);
+  expect([reply[0], decodeValue((reply[2] as [number, Uint8Array])[1])]).toEqual([Msg.REPLY, "b"]);
+  producer.close();
+  first.close();
+  second.close();
 });
