@@ -32,6 +32,82 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Outcome = "pending" | "ok" | "unknown" | "closed" | "refused" | "other";
 interface Write { stream: string; n: number; outcome: Outcome; error?: unknown }
 
+/**
+ * Connects client `id` in open mode, or in token mode with a token function
+ * that asks the worker's HTTP route (on the worker itself, which restarts on
+ * the same port: `workerUrl` is read at each call). While it is down the
+ * request fails: like a backend's client, the function tries again for a
+ * while (a connect, which asks it first, would fail with its error).
+ */
+function clientConnector(mode: "open" | "token", space: string, workerUrl: () => string, issued: () => void = () => {}) {
+  return (url: string, id: string) => Client.connect(url, mode === "open" ? { space, id } : {
+    space,
+    token: async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const response = await fetch(`${workerUrl()}/v1/spaces/${space}/clients/${id}/token?ttl=${TOKEN_TTL_S}`, { method: "POST", headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
+          if (!response.ok) throw new Error(`token route: ${response.status}`);
+          issued();
+          return ((await response.json()) as { token: string }).token;
+        } catch (error) {
+          if (attempt >= 50) throw error;
+          await sleep(100);
+        }
+      }
+    },
+  });
+}
+
+/** Change-event mirrors of replicas: each starts from the replica and applies every change event to it. */
+function changeMirrors() {
+  const mirrors: [string, SharedDict, Map<string, unknown>][] = [];
+  const mirror = (name: string, dict: SharedDict) => {
+    const m = new Map(dict.entries());
+    dict.on("change", ({ key, value, deleted }) => (deleted ? m.delete(key) : m.set(key, value)));
+    mirrors.push([name, dict, m]);
+  };
+  return { mirrors, mirror };
+}
+
+/**
+ * Every item sent or put, with its outcome once its promise settles
+ * (`classify` names a failure); `track` returns a promise that never rejects.
+ */
+function writeTracker(note: (what: string) => void, classify: (error: any) => Outcome) {
+  const writes: Write[] = [];
+  const promises: Promise<unknown>[] = [];
+  const track = (stream: string, n: number, promise: Promise<unknown>) => {
+    const w: Write = { stream, n, outcome: "pending" };
+    writes.push(w);
+    if (process.env.SOAK_DEBUG) note(`send ${stream} ${n}`);
+    promises.push(promise.then(
+      () => (w.outcome = "ok", process.env.SOAK_DEBUG && note(`stored ${stream} ${n}`)),
+      (error) => {
+        w.error = error;
+        w.outcome = classify(error);
+        if (process.env.SOAK_DEBUG) note(`${w.outcome} ${stream} ${n}`);
+      },
+    ));
+    return promise.catch(() => {});
+  };
+  return { writes, promises, track };
+}
+
+/** The writes of each stream, and how many times each of their numbers arrived. */
+function arrivals(writes: Write[], received: Map<string, number[]>) {
+  const byStream = new Map<string, Write[]>();
+  for (const w of writes) {
+    if (!byStream.has(w.stream)) byStream.set(w.stream, []);
+    byStream.get(w.stream)!.push(w);
+  }
+  return [...byStream].map(([stream, ws]) => {
+    const arrived = received.get(stream) ?? [];
+    const count = new Map<number, number>();
+    for (const n of arrived) count.set(n, (count.get(n) ?? 0) + 1);
+    return { stream, writes: ws, arrived, count };
+  });
+}
+
 const workers: LocalWorker[] = [];
 const links: FaultyLink[] = [];
 const toClose: { close(o?: { flushTimeout?: number }): Promise<void> }[] = [];
@@ -66,27 +142,8 @@ describe("soak", () => {
 
     const server = await Server.connect(serverLink.url, { space, token: SERVER_TOKEN });
     toClose.push(server);
-    // Token mode: a token function that asks the worker's HTTP route (on the
-    // worker itself, which restarts on the same port). While it is down the
-    // request fails: like a backend's client, the function tries again for a
-    // while (a connect, which asks it first, would fail with its error).
     let tokensIssued = 0;
-    const connectClient = (url: string, id: string) => Client.connect(url, mode === "open" ? { space, id } : {
-      space,
-      token: async () => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const response = await fetch(`${worker.url}/v1/spaces/${space}/clients/${id}/token?ttl=${TOKEN_TTL_S}`, { method: "POST", headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
-            if (!response.ok) throw new Error(`token route: ${response.status}`);
-            tokensIssued++;
-            return ((await response.json()) as { token: string }).token;
-          } catch (error) {
-            if (attempt >= 50) throw error;
-            await sleep(100);
-          }
-        }
-      },
-    });
+    const connectClient = clientConnector(mode, space, () => worker.url, () => tokensIssued++);
     const clients = await Promise.all(clientLinks.map(async (l, i) => {
       const c = await connectClient(l.url, `c${i}`);
       toClose.push(c);
@@ -98,31 +155,12 @@ describe("soak", () => {
     await Promise.all(peers.map((p) => p.ready));
 
     // Change-event mirrors of every replica (the churning client's are not kept: its handles come and go).
-    const mirrors: [string, SharedDict, Map<string, unknown>][] = [];
-    const mirror = (name: string, dict: SharedDict) => {
-      const m = new Map(dict.entries());
-      dict.on("change", ({ key, value, deleted }) => (deleted ? m.delete(key) : m.set(key, value)));
-      mirrors.push([name, dict, m]);
-    };
+    const { mirrors, mirror } = changeMirrors();
     mirror("server global", server.dict);
     peers.forEach((p, i) => mirror(`peer c${i}`, p.dict));
     clients.forEach((c, i) => (mirror(`c${i} local`, c.dict), mirror(`c${i} global`, c.globals.dict)));
 
-    const writes: Write[] = [];
-    const promises: Promise<unknown>[] = [];
-    const track = (stream: string, n: number, promise: Promise<unknown>) => {
-      const w: Write = { stream, n, outcome: "pending" };
-      writes.push(w);
-      if (process.env.SOAK_DEBUG) note(`send ${stream} ${n}`);
-      promises.push(promise.then(
-        () => (w.outcome = "ok", process.env.SOAK_DEBUG && note(`stored ${stream} ${n}`)),
-        (error) => {
-          w.error = error;
-          w.outcome = error?.code === "OUTCOME_UNKNOWN" ? "unknown" : error?.name === "ClosedError" ? "closed" : "other";
-        },
-      ));
-      return promise.catch(() => {});
-    };
+    const { writes, promises, track } = writeTracker((what) => note(what), (error) => error?.code === "OUTCOME_UNKNOWN" ? "unknown" : error?.name === "ClosedError" ? "closed" : "other");
     const received = new Map<string, number[]>(); // stream -> numbers in arrival order
     const got = (stream: string, n: number) => {
       if (!received.has(stream)) received.set(stream, []);
@@ -372,16 +410,8 @@ describe("soak", () => {
     // SOAK_DEBUG=1: every send, store, receive, status change and fault, timed, in /tmp/soak-trace-<seed>.txt.
     if (process.env.SOAK_DEBUG) writeFileSync(`/tmp/soak-trace-${seed}.txt`, trace.join("\n"));
     expect(failures, context()).toEqual([]);
-    const byStream = new Map<string, Write[]>();
-    for (const w of writes) {
-      if (!byStream.has(w.stream)) byStream.set(w.stream, []);
-      byStream.get(w.stream)!.push(w);
-    }
     const outcomes: Record<string, number> = {};
-    for (const [stream, ws] of byStream) {
-      const arrived = received.get(stream) ?? [];
-      const count = new Map<number, number>();
-      for (const n of arrived) count.set(n, (count.get(n) ?? 0) + 1);
+    for (const { stream, writes: ws, arrived, count } of arrivals(writes, received)) {
       for (const w of ws) {
         outcomes[w.outcome] = (outcomes[w.outcome] ?? 0) + 1;
         const c = count.get(w.n) ?? 0;
@@ -437,21 +467,7 @@ describe("soak, bursts", () => {
     const churnLinks = [await link(), await link()]; // the replaced handle's, and its successor's
     const server = await Server.connect(serverLink.url, { space, token: SERVER_TOKEN });
     toClose.push(server);
-    const connectClient = (url: string, id: string) => Client.connect(url, mode === "open" ? { space, id } : {
-      space,
-      token: async () => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const response = await fetch(`${worker.url}/v1/spaces/${space}/clients/${id}/token?ttl=${TOKEN_TTL_S}`, { method: "POST", headers: { authorization: `Bearer ${SERVER_TOKEN}` } });
-            if (!response.ok) throw new Error(`token route: ${response.status}`);
-            return ((await response.json()) as { token: string }).token;
-          } catch (error) {
-            if (attempt >= 50) throw error;
-            await sleep(100);
-          }
-        }
-      },
-    });
+    const connectClient = clientConnector(mode, space, () => worker.url);
     const clients = await Promise.all(clientLinks.map(async (l, i) => {
       const c = await connectClient(l.url, `c${i}`);
       toClose.push(c);
@@ -471,31 +487,13 @@ describe("soak, bursts", () => {
     const ev = (what: string) => (log.push(what), note(what));
     const failures: string[] = [];
 
-    const mirrors: [string, SharedDict, Map<string, unknown>][] = [];
-    const mirror = (name: string, dict: SharedDict) => {
-      const m = new Map(dict.entries());
-      dict.on("change", ({ key, value, deleted }) => (deleted ? m.delete(key) : m.set(key, value)));
-      mirrors.push([name, dict, m]);
-    };
+    const { mirrors, mirror } = changeMirrors();
     mirror("server global", server.dict);
     peers.forEach((p, i) => mirror(`peer c${i}`, p.dict));
     clients.forEach((c, i) => (mirror(`c${i} local`, c.dict), mirror(`c${i} global`, c.globals.dict)));
 
-    const writes: Write[] = [];
-    const promises: Promise<unknown>[] = [];
-    const track = (stream: string, n: number, promise: Promise<unknown>) => {
-      const w: Write = { stream, n, outcome: "pending" };
-      writes.push(w);
-      promises.push(promise.then(
-        () => (w.outcome = "ok", process.env.SOAK_DEBUG && note(`stored ${stream} ${n}`)),
-        (error) => {
-          w.error = error;
-          w.outcome = error?.code === "OUTCOME_UNKNOWN" ? "unknown" : error?.name === "ClosedError" ? "closed" : error?.code === "QUEUE_FULL" ? "refused" : "other";
-          if (process.env.SOAK_DEBUG) note(`${w.outcome} ${stream} ${n}`);
-        },
-      ));
-      return promise.catch(() => {});
-    };
+    const { writes, promises, track } = writeTracker((what) => note(what), (error) =>
+      error?.code === "OUTCOME_UNKNOWN" ? "unknown" : error?.name === "ClosedError" ? "closed" : error?.code === "QUEUE_FULL" ? "refused" : "other");
     const sent = new Map<string, number>();
     const item = (stream: string, send: (v: { n: number; s: string }) => Promise<void>) => {
       const n = sent.get(stream) ?? 0;
@@ -784,17 +782,10 @@ describe("soak, bursts", () => {
     await drain(() => freshServer.queues["work"].get({ timeout: 300 }));
     dump();
 
-    const byStream = new Map<string, Write[]>();
-    for (const w of writes) {
-      if (!byStream.has(w.stream)) byStream.set(w.stream, []);
-      byStream.get(w.stream)!.push(w);
-    }
     const outcomes: Record<string, number> = {};
     const problems: string[] = [];
-    for (const [stream, ws] of byStream) {
-      const arrived = received.get(stream) ?? [];
-      const count = new Map<number, number>();
-      for (const n of arrived) count.set(n, (count.get(n) ?? 0) + 1);
+    const streams = arrivals(writes, received);
+    for (const { stream, writes: ws, arrived, count } of streams) {
       for (const w of ws) {
         outcomes[w.outcome] = (outcomes[w.outcome] ?? 0) + 1;
         const c = count.get(w.n) ?? 0;
@@ -807,7 +798,7 @@ describe("soak, bursts", () => {
         problems.push(`${stream} out of order: ${arrived.join(" ")}`);
       }
     }
-    for (const received_ of received.keys()) if (!byStream.has(received_)) problems.push(`${received_}: arrived, never sent`);
+    for (const stream of received.keys()) if (!streams.some((s) => s.stream === stream)) problems.push(`${stream}: arrived, never sent`);
     expect(problems, context()).toEqual([]);
     console.log(`soak bursts seed ${seed} (${mode}): ${writes.length} items ${JSON.stringify(outcomes)}, ${dictWrites.n} dict writes, ${generation} replaced handles; ${log.length} events: ${log.join(", ")}`);
   }, 60_000);
