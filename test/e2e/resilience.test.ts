@@ -23,6 +23,17 @@ async function link() {
   return l;
 }
 
+/** Client "alice" of a new space through a faulty link, and the server with her peer ready. */
+async function aliceThroughLink() {
+  const space = uniqueSpace("resume");
+  const l = await link();
+  const client = await open.client(space, "alice", {}, l.url);
+  const server = await open.server(space);
+  const peer = server.clients.get("alice");
+  await peer.ready;
+  return { space, l, client, server, peer };
+}
+
 describe("reconnect and resume", () => {
   test("status goes connecting → open across an outage, and close() stops reconnecting", async () => {
     const space = uniqueSpace("resume");
@@ -41,12 +52,7 @@ describe("reconnect and resume", () => {
   });
 
   test("what a status listener writes as the handle opens again is sent once (not also with the replayed requests)", async () => {
-    const space = uniqueSpace("resume");
-    const l = await link();
-    const client = await open.client(space, "alice", {}, l.url);
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.ready;
+    const { l, client, server, peer } = await aliceThroughLink();
     // On both connections: the handle is open once the later of the two is, whichever that is.
     let opens = 0;
     client.on("status", (status) => {
@@ -70,12 +76,7 @@ describe("reconnect and resume", () => {
   });
 
   test("writes made while offline are kept and applied in order; sync() waits across the outage", async () => {
-    const space = uniqueSpace("resume");
-    const l = await link();
-    const client = await open.client(space, "alice", {}, l.url);
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.ready;
+    const { l, client, server, peer } = await aliceThroughLink();
     const seenByServer: number[] = [];
     peer.on("change", ({ key, value }) => key === "counter" && seenByServer.push(value as number));
 
@@ -142,12 +143,7 @@ describe("reconnect and resume", () => {
   });
 
   test("resume sends only what changed since the replica's version, not a full snapshot", async () => {
-    const space = uniqueSpace("resume");
-    const l = await link();
-    const client = await open.client(space, "alice", {}, l.url);
-    const server = await open.server(space);
-    const peer = server.clients.get("alice");
-    await peer.ready;
+    const { space, l, client, peer } = await aliceThroughLink();
     // Random bytes: WebSocket compression must not hide the size of a snapshot.
     peer.dict.update(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`key${i}`, randomBytes(1000)])));
     await peer.sync();
